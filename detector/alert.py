@@ -1,0 +1,113 @@
+"""The alert record a person reads, and its JSON line.
+
+Every string that can come from an attacker (user agent, object key, bucket, session name,
+ARN) goes through ``textsafe.clip`` on the way out: control characters are escaped and
+lengths capped, so an alert can be pasted into a terminal, a ticket or a chat safely.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from detector.textsafe import clip
+
+KINDS = (
+    "unusual_data_access",
+    "anomalous_activity",
+    "getobject_burst",
+    "exfiltration",
+    "sensitive_api_first_use",
+    "delete_burst",
+    "recon_burst",
+    "credential_misuse",
+)
+SEVERITY = {
+    "exfiltration": "high",
+    "credential_misuse": "high",
+    "getobject_burst": "high",
+    "delete_burst": "high",
+    "sensitive_api_first_use": "medium",
+    "recon_burst": "medium",
+    "unusual_data_access": "medium",
+    "anomalous_activity": "low",
+}
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def alert_id(principal: str, kind: str, first_event_id: str) -> str:
+    """Deterministic: a replay after a crash produces the same id, so sinks can deduplicate."""
+    return hashlib.sha256(f"{principal}\x1f{kind}\x1f{first_event_id}".encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    feature: str
+    value: str  # this event's value
+    baseline: str  # this principal's own reference
+    contribution: float  # -log10 tail probability against the training data (higher = more unusual)
+
+
+@dataclass
+class Alert:
+    alert_id: str
+    kind: str
+    principal: str
+    principal_arn: str
+    caller_class: str
+    account_id: str
+    score: float
+    threshold: float
+    first_event_time: float
+    last_event_time: float
+    detected_at: float
+    event_ids: list[str]
+    event_count: int
+    explanation: list[Explanation]
+    summary: str
+    status: str = "open"  # open | update
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str:
+        return SEVERITY.get(self.kind, "medium")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "status": self.status,
+            "principal": clip(self.principal, 512),
+            "principal_arn": clip(self.principal_arn, 512),
+            "caller_class": self.caller_class,
+            "account_id": clip(self.account_id, 32),
+            "score": round(self.score, 4),
+            "threshold": round(self.threshold, 4),
+            "event_time": iso(self.first_event_time),
+            "last_event_time": iso(self.last_event_time),
+            "detected_at": dt.datetime.fromtimestamp(self.detected_at, tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "event_ids": [clip(e, 64) for e in self.event_ids],
+            "event_count": self.event_count,
+            "explanation": [
+                {
+                    "feature": e.feature,
+                    "value": clip(e.value, 256),
+                    "baseline": clip(e.baseline, 256),
+                    "contribution": e.contribution,
+                }
+                for e in self.explanation
+            ],
+            "summary": clip(self.summary, 600),
+            "context": {k: clip(v, 256) if isinstance(v, str) else v for k, v in self.context.items()},
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())

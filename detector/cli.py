@@ -1,0 +1,246 @@
+"""The ``detector`` command: argument parsing only; every verb calls into the modules.
+
+Exit codes: 0 success, 1 a run that failed, 2 bad usage or config (argparse's convention),
+3 a source or model that cannot be used. Errors are one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detector.errors import ConfigError, DetectorError, ModelError, SourceError
+
+DEFAULT_CONFIG = Path("config/detector.yaml")
+
+
+def _when(text: str) -> float:
+    """ISO date or date-time (UTC when no offset) -> Unix seconds."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date/time: {text!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def _settings(path: str | None) -> Any:
+    from detector import settings
+
+    if path is None:
+        env_path = os.environ.get("DETECTOR_CONFIG")
+        path = env_path or (str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None)
+    return settings.load(Path(path) if path else None)
+
+
+def _load_model(path: str | None, required: bool) -> Any:
+    from detector.model import ModelArtifact
+    from detector.train import model_key
+
+    if not path:
+        if required:
+            raise ModelError("no model: pass --model DIR (train one with `detector train`)")
+        return None
+    return ModelArtifact.load(Path(path), key=model_key())
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    sys.stderr.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+# -- verbs -----------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from detector.replay import open_inputs
+    from detector.train import train
+
+    settings = _settings(args.config)
+    artifact, summary = train(
+        open_inputs(args.inputs, args.endpoint_url),
+        Path(args.out),
+        settings,
+        since=args.since,
+        until=args.until,
+        trees=args.trees,
+        seed=args.seed,
+    )
+    summary["artifact"] = str(artifact.path)
+    summary["version"] = artifact.version
+    _print_summary(summary)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from detector.ingest import DeadLetters, Ingest
+    from detector.pipeline import Detector
+    from detector.replay import Progress, open_inputs, run_replay
+
+    settings = _settings(args.config)
+    model = _load_model(args.model or (str(settings.model) if settings.model.exists() else None), required=False)
+    out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
+    dead = DeadLetters(Path(args.dead_letters) if args.dead_letters else None)
+    detector = Detector(settings, model, store={})
+
+    def emit(alerts: list[Any]) -> None:
+        for a in alerts:
+            out.write(a.to_json() + b"\n")
+        out.flush()
+
+    try:
+        summary = run_replay(
+            open_inputs(args.inputs, args.endpoint_url),
+            detector,
+            Ingest(dead=dead),
+            settings.pipeline.allowed_lateness_s,
+            settings.pipeline.batch_size,
+            on_alerts=emit,
+            progress=Progress(None if not args.quiet else False),
+        )
+    finally:
+        dead.close()
+        if out is not sys.stdout.buffer:
+            out.close()
+    result = summary.to_dict()
+    result["model"] = model.version if model is not None else None
+    result["principals"] = len(detector.store)
+    _print_summary(result)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from detector import simulate
+
+    plan = simulate.plan(
+        days=args.days,
+        seed=args.seed,
+        scenarios=args.scenario or None,
+        test_days=args.test_days,
+        principals=args.principals,
+    )
+    summary = simulate.write_archive(plan, Path(args.out))
+    _print_summary(summary)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from detector.evaluate import evaluate_archive, format_report
+
+    settings = _settings(args.config)
+    model = _load_model(args.model or str(settings.model), required=True)
+    report = evaluate_archive(
+        Path(args.archive), settings, model, alerts_out=Path(args.alerts) if args.alerts else None
+    )
+    sys.stdout.write(format_report(report) + "\n")
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from detector.runtime.local import run
+
+    settings = _settings(args.config)
+    return run(settings, args)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "check":
+        from detector import settings as settings_mod
+
+        settings_mod.load(Path(args.file))
+        sys.stdout.write(f"{args.file}: ok\n")
+        return 0
+    settings = _settings(args.config)
+    sys.stdout.write(orjson.dumps(settings.masked(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="detector", description="CloudTrail anomaly and exfiltration detector")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", help="YAML config (default: $DETECTOR_CONFIG or config/detector.yaml)")
+
+    t = sub.add_parser("train", help="train an isolation-forest model on CloudTrail archives")
+    t.add_argument("inputs", nargs="+", metavar="PATH_OR_S3_URI", help="files, directories, s3://bucket/prefix")
+    t.add_argument("--out", required=True, help="artifact directory, e.g. models/NAME")
+    t.add_argument("--since", type=_when, help="first event time to train on (ISO 8601, UTC)")
+    t.add_argument("--until", type=_when, help="train on events before this time (ISO 8601, UTC)")
+    t.add_argument("--trees", type=int, default=100, help="number of trees (default 100)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--endpoint-url", help="S3 endpoint (emulators)")
+    common(t)
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("replay", help="run archived events through the live pipeline in event-time order")
+    r.add_argument("inputs", nargs="+", metavar="PATH_OR_S3_URI", help="files, directories, s3:// URIs or - (stdin)")
+    r.add_argument("--model", help="model artifact directory (default: the config's model, if present)")
+    r.add_argument("--alerts", default="-", help="alerts JSONL file, or - for stdout (default)")
+    r.add_argument("--dead-letters", help="JSONL file for rejected records")
+    r.add_argument("--endpoint-url", help="S3 endpoint (emulators)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(r)
+    r.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("simulate", help="write a simulated CloudTrail S3 archive with labelled attacks")
+    s.add_argument("out", help="output directory")
+    s.add_argument("--days", type=int, required=True, help="days of traffic (history + test days)")
+    s.add_argument("--test-days", type=int, default=3, help="final days that carry attack scenarios")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--principals", type=int, default=60)
+    s.add_argument("--scenario", action="append", metavar="NAME", help="attack scenario (repeatable; default all)")
+    s.set_defaults(func=cmd_simulate)
+
+    e = sub.add_parser("evaluate", help="recall, false alerts and delay on a simulated labelled archive")
+    e.add_argument("archive", help="directory written by `detector simulate`")
+    e.add_argument("--model", help="model artifact directory")
+    e.add_argument("--alerts", help="also write the alerts JSONL here")
+    e.add_argument("--json", help="write the report as JSON here")
+    common(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    u = sub.add_parser("run", help="long-lived detector (default config: the embedded demo)")
+    u.add_argument("--once", action="store_true", help="stop when the source is exhausted")
+    u.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    common(u)
+    u.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("config", help="check or show configuration")
+    c.add_argument("action", choices=["check", "show"])
+    c.add_argument("file", nargs="?", default=str(DEFAULT_CONFIG), help="config file (check)")
+    common(c)
+    c.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        sys.stderr.write(f"detector: config error: {exc}\n")
+        return 2
+    except (SourceError, ModelError) as exc:
+        sys.stderr.write(f"detector: {exc}\n")
+        return 3
+    except DetectorError as exc:
+        sys.stderr.write(f"detector: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The normalised event the core works on.
+
+``Event.of`` reads the handful of CloudTrail fields the detectors need out of a decoded
+event dict (one that passed ``decode.check_event``). Optional CloudTrail keys may be
+absent or null; nothing here raises on them. Attacker-controlled strings are kept as
+they are (bounded) for hashing and escaped only when written out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from detector.decode import parse_event_time
+from detector.principal import Principal, principal_of
+
+MAX_UA = 1024
+MAX_KEY = 1024
+
+S3_GET = frozenset({"GetObject"})
+S3_DELETE = frozenset({"DeleteObject", "DeleteObjects", "DeleteBucket", "DeleteObjectVersion"})
+
+
+# Source "IPs" that are AWS itself: service names and "AWS Internal". Novelty of these
+# says nothing about who is calling.
+def is_aws_source(ip: str) -> bool:
+    return ip.endswith(".amazonaws.com") or ip == "AWS Internal" or not ip
+
+
+@dataclass(slots=True)
+class Event:
+    event_id: str
+    time: float  # event time, Unix seconds UTC
+    name: str  # eventName
+    service: str  # eventSource without ".amazonaws.com"
+    region: str
+    account_id: str  # recipientAccountId (whose resources were touched)
+    principal: Principal
+    source_ip: str
+    user_agent: str
+    error_code: str  # "" when the call succeeded
+    is_data: bool  # data event (S3 object level, Lambda invoke, ...)
+    bucket: str
+    object_key: str
+    bytes_out: float
+
+    @property
+    def is_get_object(self) -> bool:
+        return self.name in S3_GET and self.service == "s3"
+
+    @property
+    def is_delete(self) -> bool:
+        return self.name in S3_DELETE and self.service == "s3"
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> Event:
+        source = str(raw.get("eventSource") or "")
+        params = raw.get("requestParameters")
+        bucket = key = ""
+        if isinstance(params, dict):
+            b = params.get("bucketName")
+            k = params.get("key")
+            bucket = b if isinstance(b, str) else ""
+            key = k[:MAX_KEY] if isinstance(k, str) else ""
+        extra = raw.get("additionalEventData")
+        bytes_out = 0.0
+        if isinstance(extra, dict):
+            v = extra.get("bytesTransferredOut")
+            if isinstance(v, int | float) and v > 0:
+                bytes_out = float(v)
+        error = raw.get("errorCode")
+        ip = raw.get("sourceIPAddress")
+        ua = raw.get("userAgent")
+        mgmt = raw.get("managementEvent")
+        principal = principal_of(raw)
+        return cls(
+            event_id=str(raw.get("eventID") or ""),
+            time=parse_event_time(raw["eventTime"]),
+            name=str(raw.get("eventName") or ""),
+            service=source[:-14] if source.endswith(".amazonaws.com") else source,
+            region=str(raw.get("awsRegion") or ""),
+            account_id=str(raw.get("recipientAccountId") or principal.account_id),
+            principal=principal,
+            source_ip=ip if isinstance(ip, str) else "",
+            user_agent=ua[:MAX_UA] if isinstance(ua, str) else "",
+            error_code=error if isinstance(error, str) else "",
+            is_data=raw.get("eventCategory") == "Data" or mgmt is False,
+            bucket=bucket,
+            object_key=key,
+            bytes_out=bytes_out,
+        )

@@ -1,0 +1,298 @@
+"""The core: a batch of events in, alerts out. No I/O, no wall clock in the decisions.
+
+Both runtimes call ``Detector.process``: the single process (``runtime/local.py``) with a
+dict as the state store, the Faust workers (``runtime/faust_app.py``) with a
+changelog-backed table. State is one value per principal key (``PrincipalState``:
+its baseline plus the alerts it has open), so a partition that owns a principal owns
+all of its state.
+
+Per batch: drop duplicate eventIDs, order by event time, walk each principal's events
+through its baseline (features are taken *before* each event updates it), score all
+rows in one vectorised call, then apply the policy and the alert dedup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import math
+import time
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from detector.alert import Alert, Explanation, alert_id
+from detector.baseline import ENCODED_SIZE, Baseline, Observation
+from detector.event import Event
+from detector.features import FEATURE_NAMES, N_FEATURES, baseline_value, current_value, row
+from detector.metrics import Metrics
+from detector.model import ModelArtifact
+from detector.ordering import SeenIds
+from detector.policy import Finding, anomaly_finding, rule_findings
+from detector.settings import Settings, ThresholdResolver, Thresholds
+
+# Alert updates are re-emitted when the number of contributing events reaches these.
+UPDATE_AT = frozenset({10, 100, 1000, 10_000, 100_000})
+
+
+@dataclass
+class OpenAlert:
+    alert_id: str
+    first_time: float
+    last_time: float
+    count: int
+    score: float
+    event_ids: list[str]
+
+
+@dataclass
+class PrincipalState:
+    """What is stored per principal key: encoded baseline + open alerts (rarely any)."""
+
+    baseline: Baseline
+    open: dict[str, OpenAlert] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        head = self.baseline.encode()
+        if not self.open:
+            return head
+        return head + orjson.dumps({k: list(v.__dict__.values()) for k, v in self.open.items()})
+
+    @classmethod
+    def decode(cls, data: bytes | None) -> PrincipalState:
+        if not data:
+            return cls(Baseline())
+        state = cls(Baseline.decode(data[:ENCODED_SIZE]))
+        if len(data) > ENCODED_SIZE:
+            for kind, v in orjson.loads(data[ENCODED_SIZE:]).items():
+                state.open[kind] = OpenAlert(*v)
+        return state
+
+
+@dataclass
+class BatchResult:
+    alerts: list[Alert]
+    scored: int
+    duplicates: int
+    scores: np.ndarray
+    features: np.ndarray  # the rows scored, in event-time order (training reuses them)
+    events: list[Event]  # the events scored (duplicates dropped), aligned with features/scores
+
+
+class Detector:
+    """Stateless apart from what is passed in: ``store`` (principal key -> bytes) and ``seen``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: ModelArtifact | None,
+        store: MutableMapping[str, bytes],
+        seen: SeenIds | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.seen = seen if seen is not None else SeenIds(settings.pipeline.dedup_window_s)
+        self.metrics = metrics
+        self.clock = clock
+        self.model = model
+        self.configure(settings)
+
+    def configure(self, settings: Settings) -> None:
+        """Swap config (hot reload): thresholds, sensitive APIs, suppressions."""
+        self.settings = settings
+        self.resolver = ThresholdResolver(settings.detection)
+        self.sensitive = frozenset(settings.detection.sensitive_apis)
+        self.known_nets = [ipaddress.ip_network(c, strict=False) for c in settings.detection.known_cidrs]
+        self._thresholds: dict[tuple[float, float], float] = {}
+
+    def set_model(self, model: ModelArtifact | None) -> None:
+        self.model = model
+        self._thresholds = {}
+
+    def anomaly_threshold(self, th: Thresholds) -> float:
+        """Score threshold: the configured quantile of training scores, never below the floor."""
+        cached = self._thresholds.get((th.anomaly_quantile, th.anomaly_min_score))
+        if cached is not None:
+            return cached
+        value = th.anomaly_min_score
+        if self.model is not None:
+            table = self.model.manifest.get("score_quantiles") or {}
+            qs = sorted((float(q), float(v)) for q, v in table.items())
+            if qs:
+                # interpolate on -log(1-q): the upper tail is where thresholds live
+                xs = [-math.log1p(-min(q, 0.999999)) for q, _ in qs]
+                target = -math.log1p(-min(th.anomaly_quantile, 0.999999))
+                value = max(value, float(np.interp(target, xs, [v for _, v in qs])))
+        self._thresholds[(th.anomaly_quantile, th.anomaly_min_score)] = value
+        return value
+
+    def _known_source(self, ip: str) -> bool:
+        if not self.known_nets:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.known_nets)
+
+    # -- the batch ------------------------------------------------------------------------
+    def process(self, events: Sequence[Event]) -> BatchResult:
+        """Update baselines with ``events`` and return the alerts they raise."""
+        started = time.perf_counter()
+        fresh = [ev for ev in events if self.seen.add(ev.event_id, ev.time)]
+        duplicates = len(events) - len(fresh)
+        fresh.sort(key=lambda ev: ev.time)
+
+        by_principal: dict[str, list[int]] = {}
+        for i, ev in enumerate(fresh):
+            by_principal.setdefault(ev.principal.key, []).append(i)
+
+        n = len(fresh)
+        x = np.empty((n, N_FEATURES), dtype=np.float64)
+        observations: list[Observation | None] = [None] * n
+        findings: list[list[Finding]] = [[] for _ in range(n)]
+        thresholds: list[Thresholds | None] = [None] * n
+        states: dict[str, PrincipalState] = {}
+        store = self.store
+        for key, idxs in by_principal.items():
+            state = PrincipalState.decode(store.get(key))
+            states[key] = state
+            p = fresh[idxs[0]].principal
+            th = self.resolver.for_principal(key, p.role_arn, p.caller_class)
+            observe = state.baseline.observe
+            for i in idxs:
+                ev = fresh[i]
+                obs = observe(ev)
+                if (obs.ip_novel or obs.prefix_novel) and self._known_source(ev.source_ip):
+                    obs.ip_novel = obs.prefix_novel = False
+                x[i] = row(ev, obs)
+                observations[i] = obs
+                thresholds[i] = th
+                found = rule_findings(ev, obs, th, self.sensitive)
+                if found:
+                    findings[i] = found
+
+        scores = self.model.score(x) if self.model is not None and n else np.zeros(n)
+        if self.model is not None and n:
+            thr = np.array([self.anomaly_threshold(t) for t in thresholds if t is not None])
+            for i in np.flatnonzero(scores >= thr).tolist():
+                obs_i, th_i = observations[i], thresholds[i]
+                assert obs_i is not None and th_i is not None
+                f = anomaly_finding(
+                    fresh[i], obs_i, float(scores[i]), float(thr[i]), self.model.contributions(x[i]), th_i
+                )
+                if f is not None:
+                    findings[i].append(f)
+
+        alerts: list[Alert] = []
+        for i in range(n):
+            if findings[i]:
+                seen_obs = observations[i]
+                assert seen_obs is not None
+                state = states[fresh[i].principal.key]
+                for f in findings[i]:
+                    alert = self._raise(state, fresh[i], seen_obs, x[i], f)
+                    if alert is not None:
+                        alerts.append(alert)
+        for key, state in states.items():
+            self._expire(state, fresh[by_principal[key][-1]].time)
+            store[key] = state.encode()
+
+        if self.metrics is not None:
+            self._observe_metrics(fresh, scores, alerts, duplicates, time.perf_counter() - started)
+        return BatchResult(alerts=alerts, scored=n, duplicates=duplicates, scores=scores, features=x, events=fresh)
+
+    def _expire(self, state: PrincipalState, now: float) -> None:
+        window = self.settings.alerts.dedup_window_s
+        for kind in [k for k, a in state.open.items() if now - a.last_time > window]:
+            del state.open[kind]
+
+    def _raise(self, state: PrincipalState, ev: Event, obs: Observation, x: np.ndarray, f: Finding) -> Alert | None:
+        cfg = self.settings.alerts
+        current = state.open.get(f.kind)
+        if current is not None and ev.time - current.last_time <= cfg.dedup_window_s:
+            current.last_time = max(current.last_time, ev.time)
+            current.count += 1
+            current.score = max(current.score, f.score)
+            if len(current.event_ids) < cfg.max_event_ids:
+                current.event_ids.append(ev.event_id)
+            if current.count not in UPDATE_AT:
+                return None
+            return self._alert(ev, obs, x, f, current, status="update")
+        opened = OpenAlert(alert_id(ev.principal.key, f.kind, ev.event_id), ev.time, ev.time, 1, f.score, [ev.event_id])
+        state.open[f.kind] = opened
+        if self._suppressed(f.kind, ev.principal.key, ev.time):
+            if self.metrics is not None:
+                self.metrics.alerts_suppressed.labels(f.kind).inc()
+            return None
+        return self._alert(ev, obs, x, f, opened, status="open")
+
+    def _suppressed(self, kind: str, key: str, t: float) -> bool:
+        day = dt.datetime.fromtimestamp(t, tz=dt.UTC).date()
+        return any(s.matches(kind, key, day) for s in self.settings.suppressions)
+
+    def _alert(self, ev: Event, obs: Observation, x: np.ndarray, f: Finding, open_: OpenAlert, status: str) -> Alert:
+        surprise = dict(self.model.contributions(x)) if self.model is not None else {}
+        names = list(dict.fromkeys([*f.features, *sorted(surprise, key=lambda k: -surprise[k])]))
+        limit = self.settings.alerts.max_explanations
+        explanation = [
+            Explanation(name, current_value(name, ev, obs), baseline_value(name, obs), surprise.get(name, 0.0))
+            for name in names[:limit]
+            if name in FEATURE_NAMES
+        ]
+        p = ev.principal
+        who = p.arn or p.key
+        where = f" from {ev.source_ip}" if ev.source_ip else ""
+        summary = f"{who} {f.detail}{where}. Confirm with the owner; if unexpected, revoke its credentials."
+        return Alert(
+            alert_id=open_.alert_id,
+            kind=f.kind,
+            principal=p.key,
+            principal_arn=p.arn,
+            caller_class=p.caller_class,
+            account_id=ev.account_id,
+            score=open_.score,
+            threshold=f.threshold,
+            first_event_time=open_.first_time,
+            last_event_time=open_.last_time,
+            detected_at=self.clock(),
+            event_ids=list(open_.event_ids),
+            event_count=open_.count,
+            explanation=explanation,
+            summary=summary,
+            status=status,
+            context={
+                "event_name": ev.name,
+                "event_source": ev.service,
+                "source_ip": ev.source_ip,
+                "user_agent": ev.user_agent,
+                "region": ev.region,
+                "bucket": ev.bucket,
+                "session": p.session,
+                "trigger_event_time": ev.time,
+            },
+        )
+
+    def _observe_metrics(
+        self, fresh: list[Event], scores: np.ndarray, alerts: list[Alert], duplicates: int, seconds: float
+    ) -> None:
+        m = self.metrics
+        assert m is not None
+        m.events_scored.inc(len(fresh))
+        if duplicates:
+            m.events_duplicate.inc(duplicates)
+        m.batch_seconds.observe(seconds)
+        now = self.clock()
+        # Histograms per event would cost more than scoring: sample evenly (<= 256 per batch).
+        step = max(1, len(fresh) // 256)
+        for i in range(0, len(fresh), step):
+            m.anomaly_score.observe(float(scores[i]) if scores.size else 0.0)
+            m.event_age_seconds.observe(max(0.0, now - fresh[i].time))
+        for a in alerts:
+            if a.status == "open":
+                m.alerts.labels(a.kind).inc()
+        m.principals_tracked.set(len(self.store))
+        m.last_event_timestamp.set(now)

@@ -1,0 +1,195 @@
+"""Alert policy: which observations become findings, separate from how they are scored.
+
+The isolation forest only scores; this module decides. Changing a threshold never touches
+the model. Rules here are explicit and explainable:
+
+* ``getobject_burst``: GetObjects (or bytes) in ~10 min above an absolute floor *and* a
+  multiple of this principal's own decayed peak; per principal and per principal x bucket.
+* ``exfiltration``: a bucket this principal first read less than a day ago being drained
+  (many objects within the hour), or a burst that coincides with a new network, user agent
+  or bucket.
+* ``delete_burst``: S3 deletes, same shape as the GetObject burst.
+* ``recon_burst``: many first-time APIs within ~10 min, for a principal with a baseline.
+* ``credential_misuse``: an automation role (EC2 instance profile, ECS task, Lambda) used
+  from a desktop client (macOS/Windows CLI or SDK) it never used, or from a new network
+  with a new client: its credentials were taken off the workload (the flaws2 and OTRF
+  real attacks look exactly like this).
+* ``sensitive_api_first_use``: a sensitive API (sharing snapshots, bucket policies, trail
+  changes, new credentials, ...) this principal never called before.
+* ``unusual_data_access`` / ``anomalous_activity``: the forest's score above the
+  threshold, for a principal old enough to have a baseline, with enough individually
+  unusual features to explain it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from detector.baseline import PEAKS, Observation, ua_family
+from detector.event import Event
+from detector.principal import AUTOMATION
+from detector.settings import Burst, Thresholds
+
+_P = {name: i for i, name in enumerate(PEAKS)}
+_DAY = 86400.0
+# A feature counts as "unusual" in an explanation when at most 1% of training rows are as
+# extreme (surprise = -log10(tail) >= 2).
+UNUSUAL_SURPRISE = 2.0
+# Workloads run on Linux (or are AWS SDKs in AWS); a macOS/Windows client on their
+# credentials is a person holding them.
+DESKTOP_OS = (" darwin", " windows", " mac os")
+
+
+@dataclass(slots=True)
+class Finding:
+    kind: str
+    score: float  # in the unit of ``threshold`` (objects, APIs, or the calibrated anomaly score)
+    threshold: float
+    features: tuple[str, ...]  # the features that made it fire, most important first
+    detail: str  # a sentence fragment for the summary
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _burst(now: float, nbytes: float, peak: float, peak_bytes: float, rule: Burst) -> float | None:
+    """The floor crossed, or None. Objects and bytes are checked separately."""
+    floor = max(rule.min_objects, rule.multiplier * peak)
+    if now >= floor:
+        return floor
+    if rule.min_bytes > 0:
+        bfloor = max(rule.min_bytes, rule.multiplier * peak_bytes)
+        if nbytes >= bfloor:
+            return bfloor
+    return None
+
+
+def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozenset[str]) -> list[Finding]:
+    """Explicit detectors for one event. Cheap: float compares on the observation."""
+    out: list[Finding] = []
+    p = obs.peaks
+    novelty = [
+        name
+        for name, flag in (
+            ("prefix_novel", obs.prefix_novel),
+            ("ua_novel", obs.ua_novel),
+            ("bucket_novel", obs.bucket_novel),
+        )
+        if flag
+    ]
+    if ev.is_get_object:
+        floor = _burst(obs.get10m, obs.bytes10m, p[_P["get10m"]], p[_P["bytes10m"]], th.getobject_burst)
+        if floor is not None:
+            out.append(
+                Finding(
+                    "exfiltration" if novelty else "getobject_burst",
+                    obs.get10m,
+                    floor,
+                    ("get_burst_10m", "bytes_burst_1h", *novelty),
+                    f"read {obs.get10m:.0f} objects ({_gb(obs.bytes10m)}) in ~10 min, "
+                    f"against its own peak of {p[_P['get10m']]:.0f}",
+                )
+            )
+        elif ev.bucket:
+            bfloor = _burst(obs.bucket_get10m, obs.bucket_bytes10m, p[_P["get10m"]], p[_P["bytes10m"]], th.bucket_burst)
+            if bfloor is not None:
+                out.append(
+                    Finding(
+                        "getobject_burst",
+                        obs.bucket_get10m,
+                        bfloor,
+                        ("get_burst_10m", "bucket_novel"),
+                        f"read {obs.bucket_get10m:.0f} objects from one bucket in ~10 min",
+                    )
+                )
+        if obs.bucket_age_s < _DAY and obs.bucket_get1h >= th.new_bucket_drain_objects and obs.total > 0:
+            out.append(
+                Finding(
+                    "exfiltration",
+                    obs.bucket_get1h,
+                    th.new_bucket_drain_objects,
+                    ("new_bucket_reads_1h", "bucket_novel", *novelty),
+                    f"read {obs.bucket_get1h:.0f} objects within the hour from a bucket it first read "
+                    f"{obs.bucket_age_s / 3600:.1f} h ago",
+                )
+            )
+    elif ev.is_delete:
+        floor = _burst(obs.del10m, 0.0, p[_P["del10m"]], 0.0, th.delete_burst)
+        if floor is not None:
+            out.append(
+                Finding(
+                    "delete_burst",
+                    obs.del10m,
+                    floor,
+                    ("delete_burst_10m",),
+                    f"deleted {obs.del10m:.0f} S3 objects in ~10 min, against its own peak of {p[_P['del10m']]:.0f}",
+                )
+            )
+    if (
+        ev.principal.caller_class == AUTOMATION
+        and ev.principal.identity_type == "AssumedRole"
+        and ev.user_agent
+        and (obs.ua_novel or obs.total == 0)
+    ):
+        family = ua_family(ev.user_agent)
+        desktop = family.endswith(DESKTOP_OS)
+        if desktop or (obs.prefix_novel and obs.total >= th.min_history_events):
+            out.append(
+                Finding(
+                    "credential_misuse",
+                    1.0,
+                    1.0,
+                    ("ua_novel", "prefix_novel", "ip_novel", "api_novel"),
+                    f"(an automation role) was used by a new client '{family}'"
+                    + (" from a desktop OS" if desktop else " from a new network"),
+                )
+            )
+    if obs.nov10m >= th.recon_novel_apis and obs.total >= th.min_history_events:
+        out.append(
+            Finding(
+                "recon_burst",
+                obs.nov10m,
+                th.recon_novel_apis,
+                ("novel_api_10m", "error_burst_10m", "api_novel"),
+                f"called {obs.nov10m:.0f} APIs it never used before within ~10 min",
+            )
+        )
+    if th.sensitive_first_use and ev.name in sensitive and (obs.api_novel or obs.total < th.min_history_events):
+        out.append(
+            Finding(
+                "sensitive_api_first_use",
+                1.0,
+                1.0,
+                ("api_novel", *novelty),
+                f"called sensitive API {ev.service}:{ev.name} for the first time"
+                + (f" (it failed: {ev.error_code})" if ev.error_code else ""),
+            )
+        )
+    return out
+
+
+def anomaly_finding(
+    ev: Event,
+    obs: Observation,
+    score: float,
+    threshold: float,
+    surprises: list[tuple[str, float]],
+    th: Thresholds,
+) -> Finding | None:
+    """The forest's verdict, gated on a mature baseline and an explainable set of features."""
+    if score < threshold:
+        return None
+    if obs.total < th.min_history_events or obs.age_s < th.min_age_hours * 3600.0:
+        return None
+    unusual = [name for name, s in surprises if s >= UNUSUAL_SURPRISE]
+    if len(unusual) < th.min_unusual_features:
+        return None
+    kind = "unusual_data_access" if ev.is_data or ev.bucket else "anomalous_activity"
+    return Finding(
+        kind,
+        score,
+        threshold,
+        tuple(unusual),
+        f"made an unusual {ev.service}:{ev.name} call (unusual: {', '.join(unusual[:4])})",
+    )

@@ -1,0 +1,131 @@
+"""Who made a call: the baseline key and caller class from ``userIdentity``.
+
+The baseline key decides whose history an event is compared with, so it must be stable
+across sessions and must not mix people. An assumed role used by automation (Lambda,
+ECS tasks, EC2 instance profiles) is one principal: its session names are function
+names, task IDs or instance IDs that change all the time. An assumed role used by
+people (AWS SSO permission sets, SAML/OIDC federation) is one principal *per person*:
+the session name is their user name or e-mail, and one person's baseline must not be
+diluted by their colleagues'.
+
+The caller class (``human``, ``automation``, ``aws-service``, ``anonymous``) selects
+default thresholds: automation and AWS-service callers are the largest source of false
+positives in every peer system, so they get stricter floors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+HUMAN = "human"
+AUTOMATION = "automation"
+AWS_SERVICE = "aws-service"
+ANONYMOUS = "anonymous"
+CALLER_CLASSES = (HUMAN, AUTOMATION, AWS_SERVICE, ANONYMOUS)
+
+# Session names automation gets: EC2 instance IDs, ECS task IDs (32 hex), SDK default
+# session names (botocore-session-<epoch>, aws-go-sdk-<nanos>), numeric/uuid names.
+_AUTOMATION_SESSION = re.compile(
+    r"^(i-[0-9a-f]{8,17}|[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|botocore-session-\d+|aws-go-sdk-\d+|aws-sdk-[a-z]+-\d+|\d+|AutoScaling|GitHubActions|"
+    r"terraform.*|cdk-.*|awslambda_\d+)$",
+    re.IGNORECASE,
+)
+# A session name that names a person: an e-mail, or first.last / first_last user names.
+_PERSON_SESSION = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$|^[a-z][a-z'-]+[._][a-z][a-z'-]+$", re.IGNORECASE)
+_HUMAN_ROLE = re.compile(r"^(AWSReservedSSO_|.*(saml|okta|azuread|adfs|sso|federat|human|admin-user))", re.I)
+_BROWSER_UA = ("Mozilla/", "console.amazonaws.com", "signin.amazonaws.com", "AWS Internal")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The identity an event is attributed to.
+
+    ``key`` is the baseline key; ``arn`` is ``userIdentity.arn`` when present (kept for
+    alerts); ``session`` is the assumed-role session name (an attribute, not part of the
+    key for automation).
+    """
+
+    key: str
+    caller_class: str
+    identity_type: str
+    arn: str
+    account_id: str
+    session: str = ""
+    role_arn: str = ""  # the IAM role behind an assumed-role session
+
+
+def _role_arn_from_assumed(arn: str) -> str:
+    # arn:aws:sts::123:assumed-role/ROLE/SESSION -> arn:aws:iam::123:role/ROLE (role path is unknown here)
+    head, _, rest = arn.partition(":assumed-role/")
+    role = rest.split("/", 1)[0]
+    return head.replace(":sts:", ":iam:", 1) + ":role/" + role if role else arn
+
+
+def _session_is_person(role_name: str, session: str, user_agent: str) -> bool:
+    if role_name.startswith("AWSReservedSSO_"):
+        return True
+    if _AUTOMATION_SESSION.match(session):
+        return False
+    if _PERSON_SESSION.match(session):
+        return True
+    return bool(_HUMAN_ROLE.match(role_name)) and user_agent.startswith(_BROWSER_UA)
+
+
+def principal_of(event: dict[str, Any]) -> Principal:
+    """Attribute a decoded CloudTrail event to its principal. Never raises on odd shapes."""
+    ui = event.get("userIdentity")
+    recipient = str(event.get("recipientAccountId") or "")
+    if not isinstance(ui, dict) or not ui:
+        return Principal(f"anonymous@{recipient or 'unknown'}", ANONYMOUS, "", "", recipient)
+    itype = str(ui.get("type") or "")
+    arn = str(ui.get("arn") or "")
+    account = str(ui.get("accountId") or recipient)
+    if itype == "AssumedRole":
+        ctx = ui.get("sessionContext")
+        issuer = ctx.get("sessionIssuer") if isinstance(ctx, dict) else None
+        role_arn = str(issuer.get("arn") or "") if isinstance(issuer, dict) else ""
+        if not role_arn:
+            role_arn = _role_arn_from_assumed(arn) if ":assumed-role/" in arn else f"role:{account}:unknown"
+        session = arn.rsplit("/", 1)[-1] if ":assumed-role/" in arn else ""
+        if not session:
+            session = str(ui.get("principalId") or "").partition(":")[2]
+        role_name = role_arn.rsplit("/", 1)[-1]
+        if ui.get("invokedBy"):
+            return Principal(role_arn, AUTOMATION, itype, arn, account, session, role_arn)
+        user_agent = str(event.get("userAgent") or "")
+        if session and _session_is_person(role_name, session, user_agent):
+            return Principal(f"{role_arn}/{session.lower()}", HUMAN, itype, arn, account, session, role_arn)
+        return Principal(role_arn, AUTOMATION, itype, arn, account, session, role_arn)
+    if itype == "IAMUser":
+        key = arn or f"arn:aws:iam::{account}:user/{ui.get('userName') or ui.get('principalId') or 'unknown'}"
+        # Long-lived access keys on IAM users are mostly people, but service users call
+        # from SDKs on servers; the user agent tells them apart well enough for thresholds.
+        ua = str(event.get("userAgent") or "")
+        cls = (
+            AUTOMATION
+            if ua.startswith(("aws-sdk-", "Boto3/", "terraform", "aws-sdk-go")) and "cli" not in ua
+            else HUMAN
+        )
+        return Principal(key, cls, itype, arn, account)
+    if itype == "Root":
+        return Principal(f"arn:aws:iam::{account}:root", HUMAN, itype, arn, account)
+    if itype == "FederatedUser":
+        return Principal(arn or f"federated:{account}:{ui.get('principalId')}", HUMAN, itype, arn, account)
+    if itype == "AWSService":
+        svc = str(ui.get("invokedBy") or event.get("sourceIPAddress") or "unknown")
+        return Principal(f"service:{svc}", AWS_SERVICE, itype, arn, recipient or account)
+    if itype == "AWSAccount":
+        if account == "ANONYMOUS_PRINCIPAL" or not (ui.get("principalId") or account):
+            return Principal(f"anonymous@{recipient or 'unknown'}", ANONYMOUS, itype, arn, recipient)
+        # Cross-account access: principalId is "AROA...:session" or an account ID.
+        return Principal(f"account:{account}", AUTOMATION, itype, arn, account)
+    if itype == "IdentityCenterUser":
+        obo = ui.get("onBehalfOf")
+        uid = str(obo.get("userId") or "") if isinstance(obo, dict) else ""
+        store = str(obo.get("identityStoreArn") or "") if isinstance(obo, dict) else ""
+        return Principal(f"identity-center:{store}/{uid or ui.get('principalId')}", HUMAN, itype, arn, account)
+    key = arn or f"{itype or 'unknown'}:{account}:{ui.get('principalId') or ui.get('userName') or ''}"
+    return Principal(key, HUMAN, itype, arn, account)

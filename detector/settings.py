@@ -1,0 +1,318 @@
+"""Typed configuration: ``config/detector.yaml`` plus ``DETECTOR_`` environment overrides.
+
+Every model is frozen and forbids unknown keys, so a typo is an error that names the file
+and the key path (``detection.getobject_burst.min_objcts: unknown key``), not a setting
+silently ignored. Environment overrides use ``__`` between levels:
+``DETECTOR_DETECTION__ANOMALY__QUANTILE=0.9995``; values are parsed as YAML scalars.
+Secrets (webhook tokens) are ``SecretStr`` and print as ``**********``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from detector.errors import ConfigError
+from detector.principal import CALLER_CLASSES
+
+ENV_PREFIX = "DETECTOR_"
+CallerClass = Literal["human", "automation", "aws-service", "anonymous"]
+# Environment variables with the prefix that are not config keys.
+ENV_NOT_CONFIG = frozenset({"DETECTOR_MODEL_KEY", "DETECTOR_CONFIG"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Burst(_Model):
+    """A burst rule: fire when a ~10 min window count passes both an absolute floor and
+    ``multiplier`` x this principal's own decayed peak for that window."""
+
+    min_objects: float = Field(200, ge=1, description="absolute floor on objects in ~10 min")
+    min_bytes: float = Field(2e9, ge=0, description="bytes in ~10 min that fire on their own")
+    multiplier: float = Field(4.0, ge=1, description="how far above the principal's own peak")
+
+
+class Thresholds(_Model):
+    """Everything a caller class, role or principal can override."""
+
+    anomaly_quantile: float = Field(
+        0.9995, gt=0.5, lt=1, description="isolation-forest threshold as a quantile of training scores"
+    )
+    anomaly_min_score: float = Field(0.62, gt=0, lt=1, description="never alert below this score")
+    min_unusual_features: int = Field(2, ge=1, description="features with surprise >= 2 needed to alert")
+    min_history_events: int = Field(100, ge=0, description="events before anomaly alerts are allowed")
+    min_age_hours: float = Field(48, ge=0, description="principal age before anomaly alerts are allowed")
+    getobject_burst: Burst = Burst()
+    bucket_burst: Burst = Burst(min_objects=150, min_bytes=1e9, multiplier=4.0)
+    delete_burst: Burst = Burst(min_objects=100, min_bytes=0, multiplier=4.0)
+    new_bucket_drain_objects: float = Field(
+        25, ge=1, description="GetObjects in ~1 h from a bucket first read < 24 h ago"
+    )
+    recon_novel_apis: float = Field(12, ge=1, description="first-time APIs in ~10 min")
+    sensitive_first_use: bool = Field(True, description="alert on a sensitive API this principal never used")
+
+
+class Override(_Model):
+    """Thresholds for principals whose key, role ARN or caller class matches (globs)."""
+
+    principal: str | None = None
+    role: str | None = None
+    caller_class: CallerClass | None = None
+    set: dict[str, Any]
+
+    def matches(self, key: str, role_arn: str, caller_class: str) -> bool:
+        if self.principal is not None and not fnmatch.fnmatchcase(key, self.principal):
+            return False
+        if self.role is not None and not fnmatch.fnmatchcase(role_arn, self.role):
+            return False
+        return self.caller_class is None or self.caller_class == caller_class
+
+
+class Suppression(_Model):
+    """Silence matching alerts until ``until``; ``reason`` is mandatory so it can be reviewed."""
+
+    kind: str = "*"
+    principal: str = "*"
+    until: dt.date
+    reason: str = Field(min_length=3)
+
+    def matches(self, kind: str, key: str, today: dt.date) -> bool:
+        return today <= self.until and fnmatch.fnmatchcase(kind, self.kind) and fnmatch.fnmatchcase(key, self.principal)
+
+
+DEFAULT_SENSITIVE = (
+    "ModifySnapshotAttribute",
+    "ModifyImageAttribute",
+    "ModifyDBSnapshotAttribute",
+    "ModifyDBClusterSnapshotAttribute",
+    "PutBucketPolicy",
+    "PutBucketAcl",
+    "PutObjectAcl",
+    "DeletePublicAccessBlock",
+    "PutPublicAccessBlock",
+    "DeleteBucketPolicy",
+    "PutBucketReplication",
+    "StopLogging",
+    "DeleteTrail",
+    "UpdateTrail",
+    "PutEventSelectors",
+    "DeleteFlowLogs",
+    "DeleteDetector",
+    "DisableSecurityHub",
+    "LeaveOrganization",
+    "CreateAccessKey",
+    "CreateLoginProfile",
+    "UpdateLoginProfile",
+    "AttachUserPolicy",
+    "AttachRolePolicy",
+    "PutUserPolicy",
+    "PutRolePolicy",
+    "UpdateAssumeRolePolicy",
+    "CreateUser",
+    "GetPasswordData",
+    "GetSecretValue",
+    "BatchGetSecretValue",
+    "AuthorizeSecurityGroupIngress",
+    "PutKeyPolicy",
+    "ScheduleKeyDeletion",
+    "DisableKey",
+    "GetFederationToken",
+    "CreateTrustAnchor",
+    "SendSSHPublicKey",
+    "SendSerialConsoleSSHPublicKey",
+)
+
+
+class Detection(_Model):
+    defaults: Thresholds = Thresholds()
+    classes: dict[CallerClass, dict[str, Any]] = Field(
+        default_factory=lambda: {  # type: ignore[arg-type]
+            # Automation is steady and bursty by design: demand more before alerting.
+            "automation": {"anomaly_quantile": 0.9999, "min_unusual_features": 2},
+            # AWS services act on behalf of everyone; only explicit rules apply by default.
+            "aws-service": {"anomaly_min_score": 0.99},
+        }
+    )
+    overrides: tuple[Override, ...] = ()
+    sensitive_apis: tuple[str, ...] = DEFAULT_SENSITIVE
+    known_cidrs: tuple[str, ...] = Field((), description="source networks treated as known (corporate VPN)")
+
+
+class Alerts(_Model):
+    dedup_window_s: float = Field(3600, gt=0, description="one open alert per principal and kind this long")
+    max_event_ids: int = Field(50, ge=1, le=10_000)
+    max_explanations: int = Field(5, ge=1, le=20)
+
+
+class Pipeline(_Model):
+    batch_size: int = Field(2048, ge=1, le=1_000_000)
+    max_batch_delay_s: float = Field(0.2, gt=0, description="flush a partial batch after this long")
+    allowed_lateness_s: float = Field(600, ge=0, description="reorder window in event time")
+    dedup_window_s: float = Field(3600, ge=0, description="eventIDs remembered for deduplication")
+
+
+class Sink(_Model):
+    kind: Literal["stdout", "file", "webhook", "sns"]
+    path: Path | None = None
+    url: str | None = None
+    token: SecretStr | None = None
+    topic_arn: str | None = None
+    timeout_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+
+
+class Source(_Model):
+    kind: Literal["simulate", "kinesis", "s3", "file", "stdin"] = "simulate"
+    paths: tuple[str, ...] = ()
+    stream: str | None = None
+    bucket: str | None = None
+    prefix: str = "AWSLogs/"
+    queue_url: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    start: Literal["LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"] = "LATEST"
+    start_timestamp: dt.datetime | None = None
+    poll_interval_s: float = Field(1.0, gt=0)
+    # simulate: demo traffic in compressed real time
+    speed: float = Field(600.0, gt=0, description="simulated seconds per wall-clock second")
+    seed: int = 7
+    days: int = Field(10, ge=1)
+
+
+class Metrics(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535)
+
+
+class Settings(_Model):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    model: Path = Path("models/default")
+    state_dir: Path = Path("var/state")
+    checkpoint_interval_s: float = Field(30, gt=0)
+    shutdown_timeout_s: float = Field(10, gt=0)
+    source: Source = Source()
+    sinks: tuple[Sink, ...] = (Sink(kind="stdout"),)
+    metrics: Metrics = Metrics()
+    pipeline: Pipeline = Pipeline()
+    detection: Detection = Detection()
+    alerts: Alerts = Alerts()
+    suppressions: tuple[Suppression, ...] = ()
+
+    def masked(self) -> dict[str, Any]:
+        """The effective config as plain data, secrets masked (``config show``)."""
+        return self.model_dump(mode="json")
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_CONFIG:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = yaml.safe_load(raw) if raw else raw
+    return out
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in top.items():
+        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors()[:10]:
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{origin}: {key}: unknown key")
+        else:
+            lines.append(f"{origin}: {key}: {err['msg']} (got {str(err.get('input'))[:80]!r})")
+    return "\n".join(lines)
+
+
+def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read, merge and validate; raises ``ConfigError`` naming file and key on any problem."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None:
+        origin = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(loaded).__name__}")
+        data = loaded
+    overrides = _env_overrides(env)
+    if overrides:
+        origin = f"{origin} + {ENV_PREFIX}* environment"
+        data = _merge(data, overrides)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, origin)) from exc
+    _check_threshold_keys(settings, origin)
+    return settings
+
+
+def _check_threshold_keys(settings: Settings, origin: str) -> None:
+    """Class and override ``set:`` blocks are free-form dicts: validate them as Thresholds."""
+    blocks: list[tuple[str, dict[str, Any]]] = [
+        (f"detection.classes.{cls}", values) for cls, values in settings.detection.classes.items()
+    ]
+    blocks += [(f"detection.overrides.{i}.set", o.set) for i, o in enumerate(settings.detection.overrides)]
+    for where, values in blocks:
+        try:
+            Thresholds.model_validate(_merge(settings.detection.defaults.model_dump(), values))
+        except ValidationError as exc:
+            raise ConfigError(_format_errors(exc, origin).replace(f"{origin}: ", f"{origin}: {where}.")) from exc
+
+
+class ThresholdResolver:
+    """Effective ``Thresholds`` per principal: defaults, then caller class, then overrides."""
+
+    def __init__(self, detection: Detection, cache_size: int = 50_000) -> None:
+        self._detection = detection
+        base = detection.defaults.model_dump()
+        self._by_class = {
+            cls: Thresholds.model_validate(_merge(base, dict(detection.classes.get(cls, {}))))  # type: ignore[call-overload]
+            for cls in CALLER_CLASSES
+        }
+        self._cache: dict[tuple[str, str], Thresholds] = {}
+        self._cache_size = cache_size
+
+    def for_principal(self, key: str, role_arn: str, caller_class: str) -> Thresholds:
+        hit = self._cache.get((key, caller_class))
+        if hit is not None:
+            return hit
+        t = self._by_class.get(caller_class, self._by_class["human"])
+        matched = [o for o in self._detection.overrides if o.matches(key, role_arn, caller_class)]
+        if matched:
+            merged = t.model_dump()
+            for o in matched:
+                merged = _merge(merged, o.set)
+            t = Thresholds.model_validate(merged)
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[(key, caller_class)] = t
+        return t
