@@ -7,7 +7,9 @@ a few tens of MB and a Faust table row is one small value. It holds:
   (events, GetObjects, bytes out, errors, first-time APIs, deletes);
 * decayed *peaks* of the short-window counters (half-life 14 days): "how bursty is this
   principal at its busiest", so a nightly batch job's 3,000-object read is normal for it
-  and not for a person;
+  and not for a person. The current hour's maxima are held as candidates and folded into
+  the peaks only once the hour is over, so a burst in progress is compared with the past,
+  not with itself;
 * Bloom filters of APIs, buckets, source IPs and /24 prefixes, user-agent families,
   regions and hours of the week seen (novelty; no false "new" answers, a small rate of
   missed novelty once a filter fills);
@@ -25,12 +27,14 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from array import array
 from dataclasses import dataclass
 
 from detector.event import Event, is_aws_source
 
 WINDOWS = (60.0, 600.0, 3600.0, 86400.0)  # seconds: 1 min, 10 min, 1 h, 1 day
 PEAK_HALF_LIFE = 14 * 86400.0
+PEAK_COMMIT_S = 3600.0  # candidates older than this become part of the peaks
 _LN2 = math.log(2.0)
 
 # (name, bits) of each Bloom filter; 3 hash positions each. Sized for a typical principal:
@@ -42,18 +46,25 @@ N_RECENT = 2
 # Peak slots: which short-window value each tracks.
 PEAKS = ("evt1m", "evt10m", "get10m", "get1h", "bytes10m", "bytes1h", "del10m", "nov10m", "err10m")
 
-_FMT = (
-    "<dII"  # last_time, first_seen, total
-    "4f3f2f2f2f1f"  # evt, get, byt, err, nov, dele
-    f"{len(PEAKS)}e"  # peaks, stored as log1p in half precision
-    "24B"  # hour-of-day profile
-    + "".join(f"{bits // 8}s" for _, bits in BLOOMS)
-    + "21s"  # hours of week seen (168 bits)
-    + f"{len(BLOOMS)}B"  # distinct counts (saturating)
-    + "IIfff" * N_RECENT  # recent buckets: hash, first read, get10m, bytes10m, get1h
+# Window counters, one float32 array; index names below.
+EVT1, EVT10, EVT60, EVT1440, GET1, GET10, GET60, BYT10, BYT60, ERR10, ERR1440, NOV10, NOV60, DEL10 = range(14)
+N_WIN = 14
+
+# Every float lives in an array('f'): assigning rounds to float32 at once, so the object in
+# memory is exactly what ``encode`` writes and a checkpoint/restore mid-stream changes
+# nothing (results do not depend on batch boundaries).
+_HEAD = struct.Struct("<dIII")  # last_time, first_seen, total, cand_since
+_BLOOM_BYTES = tuple(bits // 8 for _, bits in BLOOMS)
+_HOW_BYTES = 21  # 168 bits
+ENCODED_SIZE = (
+    _HEAD.size
+    + 4 * (N_WIN + 2 * len(PEAKS) + 3 * N_RECENT)  # windows, peaks, candidates, recent-bucket counters
+    + 4 * 2 * N_RECENT  # recent-bucket hash and first-read time
+    + 24  # hour-of-day profile
+    + sum(_BLOOM_BYTES)
+    + _HOW_BYTES
+    + len(BLOOMS)  # distinct counts
 )
-_STRUCT = struct.Struct(_FMT)
-ENCODED_SIZE = _STRUCT.size
 
 
 def _positions(text: str, bits: int) -> tuple[int, int, int]:
@@ -131,78 +142,76 @@ class Baseline:
 
     __slots__ = (
         "blooms",
-        "byt",
-        "dele",
+        "cand",
+        "cand_since",
         "distinct",
-        "err",
-        "evt",
         "first_seen",
-        "get",
         "hours",
         "how",
         "last_time",
-        "nov",
         "peaks",
-        "recent",
+        "rkey",
+        "rval",
         "total",
+        "win",
     )
 
     def __init__(self) -> None:
         self.last_time = 0.0
         self.first_seen = 0
         self.total = 0
-        self.evt = [0.0, 0.0, 0.0, 0.0]
-        self.get = [0.0, 0.0, 0.0]
-        self.byt = [0.0, 0.0]
-        self.err = [0.0, 0.0]
-        self.nov = [0.0, 0.0]
-        self.dele = 0.0
-        self.peaks = [0.0] * len(PEAKS)
-        self.hours = [0] * 24
+        self.cand_since = 0
+        self.win = array("f", bytes(4 * N_WIN))
+        self.peaks = array("f", bytes(4 * len(PEAKS)))
+        self.cand = array("f", bytes(4 * len(PEAKS)))
+        # recent buckets: per slot (get10m, bytes10m, get1h) and (hash, first read); hash 0 = empty
+        self.rval = array("f", bytes(4 * 3 * N_RECENT))
+        self.rkey = array("I", bytes(4 * 2 * N_RECENT))
+        self.hours = bytearray(24)
         self.blooms = [0] * len(BLOOMS)
         self.how = 0
-        self.distinct = [0] * len(BLOOMS)
-        # each slot: [bucket hash, first read (s), get10m, bytes10m, get1h]; hash 0 = empty
-        self.recent = [[0, 0, 0.0, 0.0, 0.0] for _ in range(N_RECENT)]
+        self.distinct = bytearray(len(BLOOMS))
 
     # -- serialisation -------------------------------------------------------------------
     def encode(self) -> bytes:
-        values: list[float | int | bytes] = [self.last_time, self.first_seen, min(self.total, 0xFFFFFFFF)]
-        values += self.evt + self.get + self.byt + self.err + self.nov + [self.dele]
-        values += [min(math.log1p(p), 65000.0) for p in self.peaks]
-        values += self.hours
-        values += [b.to_bytes(bits // 8, "little") for b, (_, bits) in zip(self.blooms, BLOOMS, strict=True)]
-        values.append(self.how.to_bytes(21, "little"))
-        values += [min(d, 255) for d in self.distinct]
-        for slot in self.recent:
-            values += slot
-        return _STRUCT.pack(*values)
+        parts = [
+            _HEAD.pack(self.last_time, self.first_seen, min(self.total, 0xFFFFFFFF), self.cand_since),
+            self.win.tobytes(),
+            self.peaks.tobytes(),
+            self.cand.tobytes(),
+            self.rval.tobytes(),
+            self.rkey.tobytes(),
+            bytes(self.hours),
+        ]
+        parts += [b.to_bytes(n, "little") for b, n in zip(self.blooms, _BLOOM_BYTES, strict=True)]
+        parts.append(self.how.to_bytes(_HOW_BYTES, "little"))
+        parts.append(bytes(self.distinct))
+        return b"".join(parts)
 
     @classmethod
     def decode(cls, data: bytes) -> Baseline:
         if len(data) != ENCODED_SIZE:
             raise ValueError(f"baseline record is {len(data)} bytes, expected {ENCODED_SIZE}")
-        v = _STRUCT.unpack(data)
         b = cls.__new__(cls)
-        b.last_time, b.first_seen, b.total = v[0], v[1], v[2]
-        b.evt = list(v[3:7])
-        b.get = list(v[7:10])
-        b.byt = list(v[10:12])
-        b.err = list(v[12:14])
-        b.nov = list(v[14:16])
-        b.dele = v[16]
-        i = 17
-        b.peaks = [math.expm1(p) for p in v[i : i + len(PEAKS)]]
-        i += len(PEAKS)
-        b.hours = list(v[i : i + 24])
-        i += 24
-        b.blooms = [int.from_bytes(raw, "little") for raw in v[i : i + len(BLOOMS)]]
-        i += len(BLOOMS)
-        b.how = int.from_bytes(v[i], "little")
-        i += 1
-        b.distinct = list(v[i : i + len(BLOOMS)])
-        i += len(BLOOMS)
-        b.recent = [list(v[i + 5 * s : i + 5 * s + 5]) for s in range(N_RECENT)]
+        b.last_time, b.first_seen, b.total, b.cand_since = _HEAD.unpack_from(data, 0)
+        off = _HEAD.size
+        arrays = []
+        for code, n in (("f", N_WIN), ("f", len(PEAKS)), ("f", len(PEAKS)), ("f", 3 * N_RECENT), ("I", 2 * N_RECENT)):
+            a = array(code)
+            a.frombytes(data[off : off + 4 * n])
+            arrays.append(a)
+            off += 4 * n
+        b.win, b.peaks, b.cand, b.rval, b.rkey = arrays
+        b.hours = bytearray(data[off : off + 24])
+        off += 24
+        blooms = []
+        for n in _BLOOM_BYTES:
+            blooms.append(int.from_bytes(data[off : off + n], "little"))
+            off += n
+        b.blooms = blooms
+        b.how = int.from_bytes(data[off : off + _HOW_BYTES], "little")
+        off += _HOW_BYTES
+        b.distinct = bytearray(data[off : off + len(BLOOMS)])
         return b
 
     # -- the update ----------------------------------------------------------------------
@@ -230,10 +239,21 @@ class Baseline:
         if first:
             self.first_seen = int(t)
         d1, d10, d60, d1440 = (math.exp(-dt / w) for w in WINDOWS)
-        peak_decay = math.exp(-dt * _LN2 / PEAK_HALF_LIFE)
 
+        peaks = self.peaks
+        if dt > 0.0:
+            peak_decay = math.exp(-dt * _LN2 / PEAK_HALF_LIFE)
+            for i in range(len(peaks)):
+                peaks[i] *= peak_decay
+        if t - self.cand_since >= PEAK_COMMIT_S:
+            cand = self.cand
+            for i in range(len(peaks)):
+                if cand[i] > peaks[i]:
+                    peaks[i] = cand[i]
+            self.cand = array("f", bytes(4 * len(PEAKS)))
+            self.cand_since = int(t)
         distinct_before = tuple(self.distinct)
-        peaks_before = tuple(self.peaks)
+        peaks_before = tuple(peaks)
         hour = int(t // 3600) % 24
         hours_total = sum(self.hours)
         hour_share = self.hours[hour] / hours_total if hours_total else 0.0
@@ -259,36 +279,33 @@ class Baseline:
         else:
             api_novel = ip_novel = prefix_novel = ua_novel = region_novel = bucket_novel = hour_novel = False
 
-        evt = self.evt
-        evt[0] = evt[0] * d1 + 1.0
-        evt[1] = evt[1] * d10 + 1.0
-        evt[2] = evt[2] * d60 + 1.0
-        evt[3] = evt[3] * d1440 + 1.0
-        is_get = ev.is_get_object
-        g = self.get
-        inc = 1.0 if is_get else 0.0
-        g[0] = g[0] * d1 + inc
-        g[1] = g[1] * d10 + inc
-        g[2] = g[2] * d60 + inc
-        byt = self.byt
-        byt[0] = byt[0] * d10 + ev.bytes_out
-        byt[1] = byt[1] * d60 + ev.bytes_out
+        w = self.win
+        w[EVT1] = w[EVT1] * d1 + 1.0
+        w[EVT10] = w[EVT10] * d10 + 1.0
+        w[EVT60] = w[EVT60] * d60 + 1.0
+        w[EVT1440] = w[EVT1440] * d1440 + 1.0
+        g = 1.0 if ev.is_get_object else 0.0
+        w[GET1] = w[GET1] * d1 + g
+        w[GET10] = w[GET10] * d10 + g
+        w[GET60] = w[GET60] * d60 + g
+        w[BYT10] = w[BYT10] * d10 + ev.bytes_out
+        w[BYT60] = w[BYT60] * d60 + ev.bytes_out
         e = 1.0 if ev.error_code else 0.0
-        self.err[0] = self.err[0] * d10 + e
-        self.err[1] = self.err[1] * d1440 + e
+        w[ERR10] = w[ERR10] * d10 + e
+        w[ERR1440] = w[ERR1440] * d1440 + e
         n = 1.0 if api_novel else 0.0
-        self.nov[0] = self.nov[0] * d10 + n
-        self.nov[1] = self.nov[1] * d60 + n
-        self.dele = self.dele * d10 + (1.0 if ev.is_delete else 0.0)
+        w[NOV10] = w[NOV10] * d10 + n
+        w[NOV60] = w[NOV60] * d60 + n
+        w[DEL10] = w[DEL10] * d10 + (1.0 if ev.is_delete else 0.0)
 
-        now = (evt[0], evt[1], g[1], g[2], byt[0], byt[1], self.dele, self.nov[0], self.err[0])
-        peaks = self.peaks
+        now = (w[EVT1], w[EVT10], w[GET10], w[GET60], w[BYT10], w[BYT60], w[DEL10], w[NOV10], w[ERR10])
+        cand = self.cand
         for i, value in enumerate(now):
-            p = peaks[i] * peak_decay
-            peaks[i] = value if value > p else p
+            if value > cand[i]:
+                cand[i] = value
 
         if self.hours[hour] >= 255:
-            self.hours = [h >> 1 for h in self.hours]
+            self.hours = bytearray(h >> 1 for h in self.hours)
         self.hours[hour] += 1
         self.total += 1
 
@@ -306,15 +323,15 @@ class Baseline:
             bucket_novel,
             hour_novel,
             hour_share,
-            evt[0],
-            evt[1],
-            g[1],
-            g[2],
-            byt[0],
-            byt[1],
-            self.dele,
-            self.nov[0],
-            self.err[0],
+            now[0],
+            now[1],
+            now[2],
+            now[3],
+            now[4],
+            now[5],
+            now[6],
+            now[7],
+            now[8],
             peaks_before,
             t - self.first_seen,
             self.total - 1,
@@ -325,25 +342,23 @@ class Baseline:
             distinct_before,
         )
 
-    def _recent_bucket(
-        self, ev: Event, t: float, d10: float, d60: float, known: bool
-    ) -> tuple[float, float, float, float]:
+    def _recent_bucket(self, ev: Event, t: float, d10: float, d60: float, known: bool) -> tuple[float, float, float, float]:
         h = stable_hash(ev.bucket) or 1
-        slots = self.recent
-        for slot in slots:  # decay every slot to now so they compare fairly
-            slot[2] *= d10
-            slot[3] *= d10
-            slot[4] *= d60
-        found = [s for s in slots if s[0] == h]
-        if found:
-            slot = found[0]
-        else:
-            slot = min(slots, key=lambda s: s[4])
+        val, key = self.rval, self.rkey
+        for s in range(N_RECENT):  # decay every slot to now so they compare fairly
+            val[3 * s] *= d10
+            val[3 * s + 1] *= d10
+            val[3 * s + 2] *= d60
+        slot = next((s for s in range(N_RECENT) if key[2 * s] == h), -1)
+        if slot < 0:
+            slot = min(range(N_RECENT), key=lambda s: val[3 * s + 2])
+            key[2 * slot] = h
             # A bucket the filter already knew was first read before the slot existed.
-            slot[:] = [h, 0 if known else int(t), 0.0, 0.0, 0.0]
-        inc = 1.0 if ev.is_get_object else 0.0
-        slot[2] += inc
-        slot[3] += ev.bytes_out
-        slot[4] += inc
-        age = t - slot[1] if slot[1] else math.inf
-        return slot[2], slot[3], slot[4], age
+            key[2 * slot + 1] = 0 if known else int(t)
+            val[3 * slot] = val[3 * slot + 1] = val[3 * slot + 2] = 0.0
+        g = 1.0 if ev.is_get_object else 0.0
+        val[3 * slot] += g
+        val[3 * slot + 1] += ev.bytes_out
+        val[3 * slot + 2] += g
+        first = key[2 * slot + 1]
+        return val[3 * slot], val[3 * slot + 1], val[3 * slot + 2], (t - first if first else math.inf)

@@ -103,7 +103,9 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
                         f"read {obs.bucket_get10m:.0f} objects from one bucket in ~10 min",
                     )
                 )
-        if obs.bucket_age_s < _DAY and obs.bucket_get1h >= th.new_bucket_drain_objects and obs.total > 0:
+        # The bucket must be new to an established principal: a new starter reads new buckets.
+        established = obs.age_s - obs.bucket_age_s >= th.min_age_hours * 3600.0
+        if obs.bucket_age_s < _DAY and obs.bucket_get1h >= th.new_bucket_drain_objects and established:
             out.append(
                 Finding(
                     "exfiltration",
@@ -155,7 +157,7 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
                 f"called {obs.nov10m:.0f} APIs it never used before within ~10 min",
             )
         )
-    if th.sensitive_first_use and ev.name in sensitive and (obs.api_novel or obs.total < th.min_history_events):
+    if th.sensitive_first_use and ev.name in sensitive and (obs.api_novel or obs.total == 0):
         out.append(
             Finding(
                 "sensitive_api_first_use",

@@ -1,0 +1,48 @@
+"""What every live source provides: raw records with positions, and commits.
+
+A source reads; it does not decode. ``poll`` returns raw records (bytes + where they came
+from); the runtime decodes them through ``Ingest`` and, once the alerts for a batch are
+handed to the sinks and the state is checkpointed, calls ``commit`` with the positions it
+has fully processed. Delivery is at-least-once: after a crash the source resumes from the
+last committed positions and the core's eventID dedup absorbs the replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    data: bytes
+    position: str  # human-readable: "kinesis:stream/shardId-000:4960...", "s3://bucket/key"
+    source: str  # bounded label for metrics: "kinesis", "s3", "file", "stdin", "simulate"
+    cursor: tuple[str, str] = ("", "")  # (partition, offset) to commit: shard + sequence, or prefix + key
+    arrival: float = 0.0  # monotonic time the record was read (latency metrics)
+
+
+class Source(Protocol):
+    name: str
+
+    def start(self, positions: dict[str, str]) -> None:
+        """Connect and resume after ``positions`` (partition -> last committed offset)."""
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        """Up to ``max_records`` new records; waits at most ``timeout_s`` when there are none."""
+        ...
+
+    def positions(self) -> dict[str, str]:
+        """Offsets of everything returned by ``poll`` so far (what a checkpoint stores)."""
+        ...
+
+    @property
+    def exhausted(self) -> bool:
+        """True for a finite source (files, a backfill) that has returned everything."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+def describe(source: Any) -> str:
+    return str(getattr(source, "name", type(source).__name__))

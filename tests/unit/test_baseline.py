@@ -1,0 +1,114 @@
+"""Baselines: event-time updates, novelty, bursts, bounded size and lossless round trips."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detector.baseline import ENCODED_SIZE, Baseline, ip_prefix, ua_family
+from detector.event import Event
+from tests.factories import T0, event, get_object
+
+
+def test_encoded_size_is_fixed_and_compact() -> None:
+    assert ENCODED_SIZE <= 400
+    b = Baseline()
+    assert len(b.encode()) == ENCODED_SIZE
+    for i in range(500):
+        b.observe(event(name=f"Api{i}", t=T0 + i, ip=f"10.{i % 200}.{i % 7}.{i % 250}"))
+    assert len(b.encode()) == ENCODED_SIZE
+
+
+def test_first_event_is_not_novel_and_later_new_things_are() -> None:
+    b = Baseline()
+    first = b.observe(event(t=T0))
+    assert not (first.api_novel or first.ip_novel or first.ua_novel)
+    same = b.observe(event(t=T0 + 10))
+    assert not (same.api_novel or same.ip_novel or same.prefix_novel or same.ua_novel or same.region_novel)
+    new = b.observe(event(name="ListBuckets", source="s3.amazonaws.com", t=T0 + 20, ip="198.51.100.7",
+                          ua="Mozilla/5.0 (Windows NT 10.0)", region="eu-west-1"))
+    assert new.api_novel and new.ip_novel and new.prefix_novel and new.ua_novel and new.region_novel
+    assert new.distinct[0] == 1  # one API known before this one
+
+
+def test_aws_internal_sources_are_never_novel_ips() -> None:
+    b = Baseline()
+    b.observe(event(t=T0))
+    obs = b.observe(event(t=T0 + 1, ip="s3.amazonaws.com"))
+    assert not obs.ip_novel and not obs.prefix_novel
+
+
+def test_windows_decay_in_event_time_and_peaks_remember_bursts() -> None:
+    b = Baseline()
+    for i in range(300):
+        obs = b.observe(get_object("data", f"k{i}", T0 + i * 0.5))
+    assert obs.get10m > 250
+    later = b.observe(get_object("data", "k-late", T0 + 3 * 86400))
+    assert later.get10m < 2  # three days later the 10 min window is empty again
+    assert later.peaks[2] > 100  # ...but the principal's peak still remembers its bursts
+
+
+def test_out_of_order_events_never_decay_backwards() -> None:
+    b = Baseline()
+    b.observe(event(t=T0 + 1000))
+    before = list(b.win)
+    obs = b.observe(event(t=T0))  # 1000 s late
+    assert obs.evt1m == before[0] + 1
+    assert b.last_time == T0 + 1000
+
+
+def test_recent_bucket_tracks_a_bucket_first_read_recently() -> None:
+    b = Baseline()
+    for i in range(50):
+        b.observe(get_object("usual", f"a{i}", T0 + i))
+    obs = None
+    for i in range(30):
+        obs = b.observe(get_object("secrets", f"s{i}", T0 + 3600 + i * 60))
+    assert obs is not None
+    assert obs.bucket_age_s < 3600 and obs.bucket_get1h > 20
+
+
+def test_parsers_for_user_agents_and_prefixes() -> None:
+    assert ua_family("aws-cli/1.16.19 Python/2.7.10 Darwin/17.7.0 botocore/1.12.9") == "aws-cli/1 darwin"
+    assert ua_family("[aws-cli/1.18.136 Python/3.8.5 Darwin/19.5.0]") == "aws-cli/1 darwin"
+    assert ua_family("") == ""
+    assert ip_prefix("203.0.113.77") == "203.0.113"
+    assert ip_prefix("2001:db8:1:2::1") == "2001:db8:1"
+    assert ip_prefix("AWS Internal") == ""
+
+
+_events = st.lists(
+    st.tuples(
+        st.floats(min_value=0, max_value=7 * 86400, allow_nan=False),
+        st.sampled_from(["GetObject", "ListBuckets", "DeleteObject", "PutBucketPolicy", "DescribeInstances"]),
+        st.sampled_from(["1.2.3.4", "5.6.7.8", "s3.amazonaws.com", "2001:db8::1", "AWS Internal", ""]),
+        st.text(max_size=60),
+        st.sampled_from(["", "AccessDenied"]),
+        st.integers(min_value=0, max_value=10**12),
+    ),
+    max_size=60,
+)
+
+
+def _mk(spec: tuple[float, str, str, str, str, int]) -> Event:
+    t, name, ip, ua, err, nbytes = spec
+    src = "s3.amazonaws.com" if name in ("GetObject", "DeleteObject") else "ec2.amazonaws.com"
+    bucket = "b" if src.startswith("s3") else None
+    return event(name=name, source=src, t=T0 + t, ip=ip, ua=ua, error=err or None, bucket=bucket, key="k",
+                 bytes_out=nbytes)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_events)
+def test_any_event_sequence_round_trips_and_stays_finite(specs: list[tuple[float, str, str, str, str, int]]) -> None:
+    b = Baseline()
+    for spec in specs:
+        obs = b.observe(_mk(spec))
+        assert all(math.isfinite(v) for v in (obs.evt1m, obs.get10m, obs.bytes1h, obs.hour_share))
+    data = b.encode()
+    assert len(data) == ENCODED_SIZE
+    again = Baseline.decode(data)
+    assert again.encode() == data
+    assert again.blooms == b.blooms and again.total == b.total

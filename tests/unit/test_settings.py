@@ -1,0 +1,87 @@
+"""Config: defaults, file + env merge, and errors that name the file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detector.errors import ConfigError
+from detector.settings import ThresholdResolver, load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_is_valid_and_documents_every_top_level_key() -> None:
+    s = load(ROOT / "config" / "detector.yaml", env={})
+    text = (ROOT / "config" / "detector.yaml").read_text()
+    for key in s.model_dump():
+        assert f"{key}:" in text, f"config/detector.yaml does not document {key}"
+
+
+def test_unknown_key_names_file_and_path(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("detection:\n  defaults:\n    getobject_burst:\n      min_objcts: 5\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: detection\.defaults\.getobject_burst\.min_objcts: unknown key"):
+        load(f, env={})
+
+
+def test_wrong_type_names_the_key_and_value(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("pipeline:\n  batch_size: lots\n")
+    with pytest.raises(ConfigError, match=r"pipeline\.batch_size: .*'lots'"):
+        load(f, env={})
+
+
+def test_bad_yaml_and_non_mapping_are_errors(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(f, env={})
+    f.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load(f, env={})
+
+
+def test_env_overrides_nested_keys_and_are_validated(tmp_path: Path) -> None:
+    s = load(None, env={"DETECTOR_PIPELINE__BATCH_SIZE": "64", "DETECTOR_MODEL_KEY": "not-config"})
+    assert s.pipeline.batch_size == 64
+    with pytest.raises(ConfigError, match="environment"):
+        load(None, env={"DETECTOR_PIPELINE__BATCH_SIZ": "64"})
+
+
+def test_class_and_override_blocks_are_validated_as_thresholds(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("detection:\n  overrides:\n    - role: '*batch*'\n      set: {recon_novel_apis: -3}\n")
+    with pytest.raises(ConfigError, match=r"detection\.overrides\.0\.set\.recon_novel_apis"):
+        load(f, env={})
+
+
+def test_thresholds_resolve_defaults_then_class_then_override(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(
+        "detection:\n"
+        "  classes:\n    automation: {recon_novel_apis: 30}\n"
+        "  overrides:\n    - role: 'arn:aws:iam::*:role/nightly-*'\n"
+        "      set: {getobject_burst: {min_objects: 50000}}\n"
+    )
+    r = ThresholdResolver(load(f, env={}).detection)
+    human = r.for_principal("arn:aws:iam::1:user/a", "", "human")
+    batch = r.for_principal("arn:aws:iam::1:role/nightly-etl", "arn:aws:iam::1:role/nightly-etl", "automation")
+    other = r.for_principal("arn:aws:iam::1:role/web", "arn:aws:iam::1:role/web", "automation")
+    assert human.recon_novel_apis == 12 and other.recon_novel_apis == 30
+    assert batch.getobject_burst.min_objects == 50000 and other.getobject_burst.min_objects == 200
+
+
+def test_secrets_are_masked(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("sinks:\n  - {kind: webhook, url: 'http://127.0.0.1:1/x', token: hunter2}\n")
+    shown = str(load(f, env={}).masked())
+    assert "hunter2" not in shown and "**********" in shown
+
+
+def test_suppression_requires_reason_and_expiry(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("suppressions:\n  - {kind: recon_burst, principal: '*'}\n")
+    with pytest.raises(ConfigError, match=r"suppressions\.0\.(until|reason)"):
+        load(f, env={})
