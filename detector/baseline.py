@@ -53,7 +53,7 @@ N_WIN = 14
 # Every float lives in an array('f'): assigning rounds to float32 at once, so the object in
 # memory is exactly what ``encode`` writes and a checkpoint/restore mid-stream changes
 # nothing (results do not depend on batch boundaries).
-_HEAD = struct.Struct("<dIII")  # last_time, first_seen, total, cand_since
+_HEAD = struct.Struct("<dIIII")  # last_time, first_seen, total, cand_since, novel_origin_at
 _BLOOM_BYTES = tuple(bits // 8 for _, bits in BLOOMS)
 _HOW_BYTES = 21  # 168 bits
 ENCODED_SIZE = (
@@ -135,6 +135,7 @@ class Observation:
     bucket_get1h: float
     bucket_age_s: float  # since this principal first read the bucket (inf when long known)
     distinct: tuple[int, ...]  # distinct counts per BLOOMS entry, before the event
+    origin_age_s: float  # since this principal last showed a new network or client (inf: never)
 
 
 class Baseline:
@@ -149,6 +150,7 @@ class Baseline:
         "hours",
         "how",
         "last_time",
+        "novel_origin_at",
         "peaks",
         "rkey",
         "rval",
@@ -161,6 +163,7 @@ class Baseline:
         self.first_seen = 0
         self.total = 0
         self.cand_since = 0
+        self.novel_origin_at = 0  # last time a new network or client family appeared
         self.win = array("f", bytes(4 * N_WIN))
         self.peaks = array("f", bytes(4 * len(PEAKS)))
         self.cand = array("f", bytes(4 * len(PEAKS)))
@@ -175,7 +178,9 @@ class Baseline:
     # -- serialisation -------------------------------------------------------------------
     def encode(self) -> bytes:
         parts = [
-            _HEAD.pack(self.last_time, self.first_seen, min(self.total, 0xFFFFFFFF), self.cand_since),
+            _HEAD.pack(
+                self.last_time, self.first_seen, min(self.total, 0xFFFFFFFF), self.cand_since, self.novel_origin_at
+            ),
             self.win.tobytes(),
             self.peaks.tobytes(),
             self.cand.tobytes(),
@@ -193,7 +198,7 @@ class Baseline:
         if len(data) != ENCODED_SIZE:
             raise ValueError(f"baseline record is {len(data)} bytes, expected {ENCODED_SIZE}")
         b = cls.__new__(cls)
-        b.last_time, b.first_seen, b.total, b.cand_since = _HEAD.unpack_from(data, 0)
+        b.last_time, b.first_seen, b.total, b.cand_since, b.novel_origin_at = _HEAD.unpack_from(data, 0)
         off = _HEAD.size
         arrays = []
         for code, n in (("f", N_WIN), ("f", len(PEAKS)), ("f", len(PEAKS)), ("f", 3 * N_RECENT), ("I", 2 * N_RECENT)):
@@ -278,6 +283,8 @@ class Baseline:
             hour_novel = not hour_known
         else:
             api_novel = ip_novel = prefix_novel = ua_novel = region_novel = bucket_novel = hour_novel = False
+        if prefix_novel or ua_novel:
+            self.novel_origin_at = int(t)
 
         w = self.win
         w[EVT1] = w[EVT1] * d1 + 1.0
@@ -340,6 +347,7 @@ class Baseline:
             b_get1h,
             b_age,
             distinct_before,
+            t - self.novel_origin_at if self.novel_origin_at else math.inf,
         )
 
     def _recent_bucket(self, ev: Event, t: float, d10: float, d60: float, known: bool) -> tuple[float, float, float, float]:

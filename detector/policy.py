@@ -38,6 +38,8 @@ UNUSUAL_SURPRISE = 2.0
 # Workloads run on Linux (or are AWS SDKs in AWS); a macOS/Windows client on their
 # credentials is a person holding them.
 DESKTOP_OS = (" darwin", " windows", " mac os")
+# An hour of the day holding less than this share of a principal's activity is off-hours for it.
+OFF_HOURS_SHARE = 0.02
 
 
 @dataclass(slots=True)
@@ -53,15 +55,22 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
-def _burst(now: float, nbytes: float, peak: float, peak_bytes: float, rule: Burst) -> float | None:
-    """The floor crossed, or None. Objects and bytes are checked separately."""
-    floor = max(rule.min_objects, rule.multiplier * peak)
+def _burst(
+    now: float, nbytes: float, peak: float, peak_bytes: float, rule: Burst, corroborated: bool
+) -> tuple[float, float, str] | None:
+    """(value, floor crossed, what was counted), or None. Objects and bytes are checked separately.
+
+    Corroborating evidence (new network, client or bucket; off-hours) lowers the floors: the
+    same volume means more when it comes from somewhere new, and catching it earlier matters.
+    """
+    scale = rule.corroborated_factor if corroborated else 1.0
+    floor = max(rule.min_objects * scale, rule.multiplier * peak)
     if now >= floor:
-        return floor
+        return now, floor, f"{now:.0f} objects ({_gb(nbytes)})"
     if rule.min_bytes > 0:
-        bfloor = max(rule.min_bytes, rule.multiplier * peak_bytes)
+        bfloor = max(rule.min_bytes * scale, rule.multiplier * peak_bytes)
         if nbytes >= bfloor:
-            return bfloor
+            return nbytes, bfloor, f"{_gb(nbytes)} in {now:.0f} objects"
     return None
 
 
@@ -78,52 +87,60 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
         )
         if flag
     ]
+    off_hours = obs.total >= th.min_history_events and obs.hour_share < OFF_HOURS_SHARE
+    # A bucket new to an established principal (first read within the day, after its warm-up):
+    # a new starter reads new buckets, an established one rarely starts draining one.
+    established = obs.age_s - obs.bucket_age_s >= th.min_age_hours * 3600.0
+    new_bucket = obs.bucket_age_s < _DAY and established
+    new_origin = obs.origin_age_s < 3600.0 and obs.total >= th.min_history_events
+    corroborated = bool(novelty) or off_hours or new_bucket or new_origin
     if ev.is_get_object:
-        floor = _burst(obs.get10m, obs.bytes10m, p[_P["get10m"]], p[_P["bytes10m"]], th.getobject_burst)
-        if floor is not None:
+        hit = _burst(obs.get10m, obs.bytes10m, p[_P["get10m"]], p[_P["bytes10m"]], th.getobject_burst, corroborated)
+        if hit is not None:
             out.append(
                 Finding(
-                    "exfiltration" if novelty else "getobject_burst",
-                    obs.get10m,
-                    floor,
+                    "exfiltration" if corroborated else "getobject_burst",
+                    hit[0],
+                    hit[1],
                     ("get_burst_10m", "bytes_burst_1h", *novelty),
-                    f"read {obs.get10m:.0f} objects ({_gb(obs.bytes10m)}) in ~10 min, "
-                    f"against its own peak of {p[_P['get10m']]:.0f}",
+                    f"read {hit[2]} in ~10 min, against its own peak of {p[_P['get10m']]:.0f} objects",
                 )
             )
         elif ev.bucket:
-            bfloor = _burst(obs.bucket_get10m, obs.bucket_bytes10m, p[_P["get10m"]], p[_P["bytes10m"]], th.bucket_burst)
-            if bfloor is not None:
+            hit = _burst(
+                obs.bucket_get10m, obs.bucket_bytes10m, p[_P["get10m"]], p[_P["bytes10m"]], th.bucket_burst, corroborated
+            )
+            if hit is not None:
                 out.append(
                     Finding(
-                        "getobject_burst",
-                        obs.bucket_get10m,
-                        bfloor,
+                        "exfiltration" if corroborated else "getobject_burst",
+                        hit[0],
+                        hit[1],
                         ("get_burst_10m", "bucket_novel"),
-                        f"read {obs.bucket_get10m:.0f} objects from one bucket in ~10 min",
+                        f"read {hit[2]} from s3://{ev.bucket} in ~10 min",
                     )
                 )
-        # The bucket must be new to an established principal: a new starter reads new buckets.
-        established = obs.age_s - obs.bucket_age_s >= th.min_age_hours * 3600.0
-        if obs.bucket_age_s < _DAY and obs.bucket_get1h >= th.new_bucket_drain_objects and established:
+        # A new bucket being drained, and something else off: jobs and people start reading
+        # new buckets all the time, at their usual hours, from their usual places.
+        if new_bucket and obs.bucket_get1h >= th.new_bucket_drain_objects and (novelty or off_hours):
             out.append(
                 Finding(
                     "exfiltration",
                     obs.bucket_get1h,
                     th.new_bucket_drain_objects,
-                    ("new_bucket_reads_1h", "bucket_novel", *novelty),
-                    f"read {obs.bucket_get1h:.0f} objects within the hour from a bucket it first read "
-                    f"{obs.bucket_age_s / 3600:.1f} h ago",
+                    ("new_bucket_reads_1h", *(["hour_rarity"] if off_hours else []), *novelty),
+                    f"read {obs.bucket_get1h:.0f} objects within the hour from s3://{ev.bucket}, first read "
+                    f"{obs.bucket_age_s / 3600:.1f} h ago" + (", outside its usual hours" if off_hours else ""),
                 )
             )
     elif ev.is_delete:
-        floor = _burst(obs.del10m, 0.0, p[_P["del10m"]], 0.0, th.delete_burst)
-        if floor is not None:
+        hit = _burst(obs.del10m, 0.0, p[_P["del10m"]], 0.0, th.delete_burst, corroborated)
+        if hit is not None:
             out.append(
                 Finding(
                     "delete_burst",
-                    obs.del10m,
-                    floor,
+                    hit[0],
+                    hit[1],
                     ("delete_burst_10m",),
                     f"deleted {obs.del10m:.0f} S3 objects in ~10 min, against its own peak of {p[_P['del10m']]:.0f}",
                 )

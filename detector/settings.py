@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from detector.errors import ConfigError
 from detector.principal import CALLER_CLASSES
@@ -36,9 +36,13 @@ class Burst(_Model):
     """A burst rule: fire when a ~10 min window count passes both an absolute floor and
     ``multiplier`` x this principal's own decayed peak for that window."""
 
-    min_objects: float = Field(200, ge=1, description="absolute floor on objects in ~10 min")
-    min_bytes: float = Field(2e9, ge=0, description="bytes in ~10 min that fire on their own")
+    min_objects: float = Field(500, ge=1, description="absolute floor on objects in ~10 min")
+    min_bytes: float = Field(20e9, ge=0, description="bytes in ~10 min that fire on their own")
     multiplier: float = Field(4.0, ge=1, description="how far above the principal's own peak")
+    corroborated_factor: float = Field(
+        0.25, gt=0, le=1, description="floors scale by this when the burst also comes from a new network, "
+        "client or bucket, or outside the principal's hours"
+    )
 
 
 class Thresholds(_Model):
@@ -52,7 +56,7 @@ class Thresholds(_Model):
     min_history_events: int = Field(100, ge=0, description="events before anomaly alerts are allowed")
     min_age_hours: float = Field(48, ge=0, description="principal age before anomaly alerts are allowed")
     getobject_burst: Burst = Burst()
-    bucket_burst: Burst = Burst(min_objects=150, min_bytes=1e9, multiplier=4.0)
+    bucket_burst: Burst = Burst(min_objects=400, min_bytes=10e9, multiplier=4.0)
     delete_burst: Burst = Burst(min_objects=100, min_bytes=0, multiplier=4.0)
     new_bucket_drain_objects: float = Field(
         25, ge=1, description="GetObjects in ~1 h from a bucket first read < 24 h ago"
@@ -168,6 +172,11 @@ class Sink(_Model):
     topic_arn: str | None = None
     timeout_s: float = Field(5.0, gt=0)
     max_retries: int = Field(5, ge=0)
+    name: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="metrics label and spool folder (default: kind)"
+    )
+    region: str | None = Field(None, description="sns: AWS region (default: the SDK's)")
+    endpoint_url: str | None = Field(None, description="sns: endpoint override (emulators)")
 
 
 class Source(_Model):
@@ -182,6 +191,17 @@ class Source(_Model):
     start: Literal["LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"] = "LATEST"
     start_timestamp: dt.datetime | None = None
     poll_interval_s: float = Field(1.0, gt=0)
+    max_hold_s: float = Field(
+        1.0, ge=0, description="live sources: longest wall-clock time an event waits in the reorder buffer"
+    )
+    # kinesis
+    shard_refresh_s: float = Field(30.0, gt=0, description="kinesis: re-list shards this often (resharding)")
+    max_records_per_call: int = Field(10_000, ge=1, le=10_000, description="kinesis: GetRecords Limit")
+    # s3: backfill by account, region and time range, then follow
+    accounts: tuple[str, ...] = Field((), description="s3: account IDs under the prefix (default: all listed)")
+    regions: tuple[str, ...] = Field((), description="s3: regions (default: all listed)")
+    end_timestamp: dt.datetime | None = Field(None, description="s3: backfill stops before this time")
+    follow: bool = Field(True, description="s3: keep listing (or reading queue_url) for new files")
     # simulate: demo traffic in compressed real time
     speed: float = Field(600.0, gt=0, description="simulated seconds per wall-clock second")
     seed: int = 7
@@ -193,6 +213,58 @@ class Metrics(_Model):
     port: int = Field(9108, ge=0, le=65535)
 
 
+class Kafka(_Model):
+    """The Kafka cluster behind ``detector bridge`` and ``detector worker``.
+
+    Every field can be set from the environment as ``DETECTOR_KAFKA__<FIELD>``
+    (``DETECTOR_KAFKA__BOOTSTRAP_SERVERS=b1:9092,b2:9092``,
+    ``DETECTOR_KAFKA__SASL_PASSWORD=...``). The bridge keys each event by its principal, so
+    ``partitions`` is also the most workers that can share the load; it cannot shrink later.
+    Combinations (SASL needs a mechanism and credentials) are checked where the clients are built
+    (``runtime/kafka_config.py``), because a validation error here would echo the password.
+    """
+
+    bootstrap_servers: tuple[str, ...] = Field(
+        ("127.0.0.1:9092",), min_length=1, description="host:port list (DETECTOR_KAFKA__BOOTSTRAP_SERVERS)"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="DETECTOR_KAFKA__SECURITY_PROTOCOL"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="required with SASL_* protocols (DETECTOR_KAFKA__SASL_MECHANISM)"
+    )
+    sasl_username: str | None = Field(None, description="DETECTOR_KAFKA__SASL_USERNAME")
+    sasl_password: SecretStr | None = Field(None, description="DETECTOR_KAFKA__SASL_PASSWORD")
+    ssl_cafile: Path | None = Field(
+        None, description="CA bundle for SSL/SASL_SSL; system CAs when unset (DETECTOR_KAFKA__SSL_CAFILE)"
+    )
+    events_topic: str = Field("cloudtrail-events", min_length=1, description="DETECTOR_KAFKA__EVENTS_TOPIC")
+    alerts_topic: str = Field("detector-alerts", min_length=1, description="DETECTOR_KAFKA__ALERTS_TOPIC")
+    dead_letter_topic: str = Field(
+        "detector-dead-letters", min_length=1, description="DETECTOR_KAFKA__DEAD_LETTER_TOPIC"
+    )
+    partitions: int = Field(8, ge=1, le=10_000, description="of the events topic and state changelog")
+    replication_factor: int = Field(1, ge=1, le=16, description="for topics the detector creates (3 in production)")
+    consumer_group: str = Field(
+        "cloudtrail-detector", min_length=1, description="worker group and Faust app id (DETECTOR_KAFKA__CONSUMER_GROUP)"
+    )
+    standby_replicas: int = Field(1, ge=0, le=8, description="warm copies of each partition's state on other workers")
+    session_timeout_s: float = Field(30, gt=0, description="a silent worker is dropped from the group after this")
+    rebalance_timeout_s: float = Field(60, gt=0, description="how long members get to rejoin during a rebalance")
+    linger_ms: int = Field(20, ge=0, le=5000, description="bridge producer batching delay")
+    changelog_one_record_per_batch: bool = Field(
+        False,
+        description="test profile only: one record per produce batch, for brokers (tansu) whose "
+        "ListOffsets answers the start of the last batch + 1",
+    )
+
+    @field_validator("bootstrap_servers", mode="before")
+    @classmethod
+    def _split_servers(cls, value: Any) -> Any:
+        # "b1:9092,b2:9092" from the environment is as good as a YAML list
+        return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
+
+
 class Settings(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     model: Path = Path("models/default")
@@ -202,6 +274,7 @@ class Settings(_Model):
     source: Source = Source()
     sinks: tuple[Sink, ...] = (Sink(kind="stdout"),)
     metrics: Metrics = Metrics()
+    kafka: Kafka = Kafka()
     pipeline: Pipeline = Pipeline()
     detection: Detection = Detection()
     alerts: Alerts = Alerts()

@@ -7,6 +7,7 @@ reorder buffer absorbs the rest. ``-`` reads stdin line by line (JSON Lines).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +17,27 @@ from detector.errors import SourceError
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".gz", ".ndjson")
 
 
+# CloudTrail names its files <account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<random>.json.gz
+_DELIVERY = re.compile(r"_(\d{8}T\d{4}Z)_")
+
+
+def delivery_order(path: Path) -> tuple[str, str]:
+    """Sort key: the delivery time in a CloudTrail file name, then the path.
+
+    Name order alone walks one account/region's whole history before the next one's, which
+    would push every other account's events behind the watermark.
+    """
+    m = _DELIVERY.search(path.name)
+    return (m.group(1) if m else "", str(path))
+
+
 def list_files(path: Path) -> list[Path]:
     """Files under ``path`` that may hold CloudTrail (digest folders included: decode sets them aside)."""
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise SourceError(f"{path}: no such file or directory")
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+    return sorted((p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)), key=delivery_order)
 
 
 def iter_file_blobs(path: Path) -> Iterator[tuple[bytes, str]]:

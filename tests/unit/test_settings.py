@@ -70,7 +70,7 @@ def test_thresholds_resolve_defaults_then_class_then_override(tmp_path: Path) ->
     batch = r.for_principal("arn:aws:iam::1:role/nightly-etl", "arn:aws:iam::1:role/nightly-etl", "automation")
     other = r.for_principal("arn:aws:iam::1:role/web", "arn:aws:iam::1:role/web", "automation")
     assert human.recon_novel_apis == 12 and other.recon_novel_apis == 30
-    assert batch.getobject_burst.min_objects == 50000 and other.getobject_burst.min_objects == 200
+    assert batch.getobject_burst.min_objects == 50000 and other.getobject_burst.min_objects == 500
 
 
 def test_secrets_are_masked(tmp_path: Path) -> None:
