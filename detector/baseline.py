@@ -47,8 +47,12 @@ N_RECENT = 2
 PEAKS = ("evt1m", "evt10m", "get10m", "get1h", "bytes10m", "bytes1h", "del10m", "nov10m", "err10m")
 
 # Window counters, one float32 array; index names below.
-EVT1, EVT10, EVT60, EVT1440, GET1, GET10, GET60, BYT10, BYT60, ERR10, ERR1440, NOV10, NOV60, DEL10 = range(14)
-N_WIN = 14
+EVT1, EVT10, EVT60, EVT1440, GET1, GET10, GET60, BYT10, BYT60, ERR10, ERR1440, NOV10, NOV60, DEL10, OFF60 = range(15)
+N_WIN = 15
+# An hour of the day holding less than this share of a principal's activity is off-hours for
+# it; GetObjects in such hours are counted (OFF60) so a night-time drain stands out even while
+# it slowly makes that hour "usual".
+OFF_HOURS_SHARE = 0.02
 
 # Every float lives in an array('f'): assigning rounds to float32 at once, so the object in
 # memory is exactly what ``encode`` writes and a checkpoint/restore mid-stream changes
@@ -67,11 +71,26 @@ ENCODED_SIZE = (
 )
 
 
-def _positions(text: str, bits: int) -> tuple[int, int, int]:
-    raw = text.encode("utf-8", "surrogatepass")
-    h1 = zlib.crc32(raw)
-    h2 = zlib.crc32(raw, 0x5BD1E995) | 1
-    return h1 % bits, (h1 + h2) % bits, (h1 + 2 * h2) % bits
+# APIs, IPs, regions, buckets and user agents repeat endlessly: memoise their Bloom masks
+# and families. Bounded: cleared when full (a cache, not state; results never depend on it).
+_CACHE_MAX = 200_000
+_masks: dict[tuple[str, int], int] = {}
+_families: dict[str, str] = {}
+
+
+def _mask(text: str, bits: int) -> int:
+    """The 3-position Bloom mask of ``text`` in a filter of ``bits`` bits."""
+    key = (text, bits)
+    m = _masks.get(key)
+    if m is None:
+        raw = text.encode("utf-8", "surrogatepass")
+        h1 = zlib.crc32(raw)
+        h2 = zlib.crc32(raw, 0x5BD1E995) | 1
+        m = (1 << (h1 % bits)) | (1 << ((h1 + h2) % bits)) | (1 << ((h1 + 2 * h2) % bits))
+        if len(_masks) >= _CACHE_MAX:
+            _masks.clear()
+        _masks[key] = m
+    return m
 
 
 def stable_hash(text: str) -> int:
@@ -81,6 +100,16 @@ def stable_hash(text: str) -> int:
 
 def ua_family(user_agent: str) -> str:
     """``aws-cli/2.13.5 Python/3.11 Darwin/22`` -> ``aws-cli/2 darwin``: product, major, OS."""
+    family = _families.get(user_agent)
+    if family is None:
+        family = _ua_family(user_agent)
+        if len(_families) >= _CACHE_MAX:
+            _families.clear()
+        _families[user_agent] = family
+    return family
+
+
+def _ua_family(user_agent: str) -> str:
     if not user_agent:
         return ""
     head = user_agent.lstrip("[").split(" ", 1)[0]
@@ -136,6 +165,7 @@ class Observation:
     bucket_age_s: float  # since this principal first read the bucket (inf when long known)
     distinct: tuple[int, ...]  # distinct counts per BLOOMS entry, before the event
     origin_age_s: float  # since this principal last showed a new network or client (inf: never)
+    off_reads1h: float  # GetObjects in ~1 h made in this principal's off-hours
 
 
 class Baseline:
@@ -222,10 +252,8 @@ class Baseline:
     # -- the update ----------------------------------------------------------------------
     def _seen_add(self, idx: int, text: str) -> bool:
         """Add ``text`` to Bloom filter ``idx``; True if it was (probably) there already."""
-        bits = BLOOMS[idx][1]
-        p1, p2, p3 = _positions(text, bits)
+        mask = _mask(text, BLOOMS[idx][1])
         f = self.blooms[idx]
-        mask = (1 << p1) | (1 << p2) | (1 << p3)
         if f & mask == mask:
             return True
         self.blooms[idx] = f | mask
@@ -304,6 +332,8 @@ class Baseline:
         w[NOV10] = w[NOV10] * d10 + n
         w[NOV60] = w[NOV60] * d60 + n
         w[DEL10] = w[DEL10] * d10 + (1.0 if ev.is_delete else 0.0)
+        off = 1.0 if g and hours_total and hour_share < OFF_HOURS_SHARE else 0.0
+        w[OFF60] = w[OFF60] * d60 + off
 
         now = (w[EVT1], w[EVT10], w[GET10], w[GET60], w[BYT10], w[BYT60], w[DEL10], w[NOV10], w[ERR10])
         cand = self.cand
@@ -348,6 +378,7 @@ class Baseline:
             b_age,
             distinct_before,
             t - self.novel_origin_at if self.novel_origin_at else math.inf,
+            w[OFF60],
         )
 
     def _recent_bucket(self, ev: Event, t: float, d10: float, d60: float, known: bool) -> tuple[float, float, float, float]:

@@ -27,6 +27,42 @@ def is_aws_source(ip: str) -> bool:
     return ip.endswith(".amazonaws.com") or ip == "AWS Internal" or not ip
 
 
+_principals: dict[tuple[object, ...], Principal] = {}
+
+
+def _principal(raw: dict[str, Any]) -> Principal:
+    """``principal_of`` memoised on everything it reads (identity, user agent, accounts)."""
+    ui = raw.get("userIdentity")
+    if not isinstance(ui, dict) or "onBehalfOf" in ui or "sessionContext" in ui and not isinstance(
+        ui.get("sessionContext"), dict
+    ):
+        return principal_of(raw)
+    ctx = ui.get("sessionContext")
+    issuer = ctx.get("sessionIssuer") if isinstance(ctx, dict) else None
+    key = (
+        ui.get("type"),
+        ui.get("arn"),
+        ui.get("accountId"),
+        ui.get("principalId"),
+        ui.get("invokedBy"),
+        ui.get("userName"),
+        issuer.get("arn") if isinstance(issuer, dict) else None,
+        raw.get("recipientAccountId"),
+        raw.get("sourceIPAddress"),
+        raw.get("userAgent"),
+    )
+    try:
+        hit = _principals.get(key)
+    except TypeError:  # an unhashable value where a string belongs
+        return principal_of(raw)
+    if hit is None:
+        hit = principal_of(raw)
+        if len(_principals) >= 100_000:
+            _principals.clear()
+        _principals[key] = hit
+    return hit
+
+
 @dataclass(slots=True)
 class Event:
     event_id: str
@@ -72,7 +108,7 @@ class Event:
         ip = raw.get("sourceIPAddress")
         ua = raw.get("userAgent")
         mgmt = raw.get("managementEvent")
-        principal = principal_of(raw)
+        principal = _principal(raw)
         return cls(
             event_id=str(raw.get("eventID") or ""),
             time=parse_event_time(raw["eventTime"]),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detector.baseline import PEAKS, Observation, ua_family
+from detector.baseline import OFF_HOURS_SHARE, PEAKS, Observation, ua_family
 from detector.event import Event
 from detector.principal import AUTOMATION
 from detector.settings import Burst, Thresholds
@@ -38,8 +38,7 @@ UNUSUAL_SURPRISE = 2.0
 # Workloads run on Linux (or are AWS SDKs in AWS); a macOS/Windows client on their
 # credentials is a person holding them.
 DESKTOP_OS = (" darwin", " windows", " mac os")
-# An hour of the day holding less than this share of a principal's activity is off-hours for it.
-OFF_HOURS_SHARE = 0.02
+
 
 
 @dataclass(slots=True)
@@ -131,6 +130,17 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
                     ("new_bucket_reads_1h", *(["hour_rarity"] if off_hours else []), *novelty),
                     f"read {obs.bucket_get1h:.0f} objects within the hour from s3://{ev.bucket}, first read "
                     f"{obs.bucket_age_s / 3600:.1f} h ago" + (", outside its usual hours" if off_hours else ""),
+                )
+            )
+        if obs.off_reads1h >= th.off_hours_reads and obs.total >= th.min_history_events:
+            out.append(
+                Finding(
+                    "unusual_data_access",
+                    obs.off_reads1h,
+                    th.off_hours_reads,
+                    ("hour_rarity", "hour_novel", "get_burst_10m", "bytes_burst_1h"),
+                    f"read {obs.off_reads1h:.0f} objects within the hour at {int(ev.time // 3600) % 24:02d}:00 UTC, "
+                    f"an hour it is almost never active in (s3://{ev.bucket})",
                 )
             )
     elif ev.is_delete:

@@ -62,6 +62,9 @@ class Thresholds(_Model):
         25, ge=1, description="GetObjects in ~1 h from a bucket first read < 24 h ago"
     )
     recon_novel_apis: float = Field(12, ge=1, description="first-time APIs in ~10 min")
+    off_hours_reads: float = Field(
+        20, ge=1, description="GetObjects in ~1 h during hours holding < 2% of the principal's activity"
+    )
     sensitive_first_use: bool = Field(True, description="alert on a sensitive API this principal never used")
 
 
