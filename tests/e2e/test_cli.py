@@ -1,0 +1,96 @@
+"""The `detector` command as a user runs it: help, replay with bad input, config errors."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.factories import T0, cloudtrail
+
+ROOT = Path(__file__).resolve().parents[2]
+VERBS = ["train", "replay", "simulate", "evaluate", "run", "config", "bridge", "worker"]
+
+
+def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "detector.cli", *args], cwd=ROOT, capture_output=True, timeout=300, input=stdin
+    )
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_has_help(verb: str) -> None:
+    proc = _run(verb, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert b"usage: detector " + verb.encode() in proc.stdout
+
+
+def test_replay_keeps_valid_records_around_bad_ones(tmp_path: Path) -> None:
+    good = [cloudtrail(t=T0 + i) for i in range(5)]
+    alert = cloudtrail(name="StopLogging", source="cloudtrail.amazonaws.com", t=T0 + 10)
+    (tmp_path / "a.json.gz").write_bytes(gzip.compress(orjson.dumps({"Records": [*good, {"eventName": 3}, alert]})))
+    (tmp_path / "b.json.gz").write_bytes(gzip.compress(orjson.dumps({"Records": good}))[:-20])  # truncated
+    lines = b"\n".join([orjson.dumps(cloudtrail(t=T0 + 20)), b"{not json", orjson.dumps(cloudtrail(t=T0 + 21))])
+    (tmp_path / "c.jsonl").write_bytes(lines + b"\n")
+    dead = tmp_path / "dead.jsonl"
+    proc = _run("replay", str(tmp_path), "--dead-letters", str(dead), "--alerts", "-", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = orjson.loads(proc.stderr[proc.stderr.index(b"{") :])
+    assert summary["events"] == 8  # 5 + 1 from a.json.gz, 2 from c.jsonl
+    assert summary["rejected"] == {"bad_field_type": 1, "truncated_gzip": 1, "invalid_json": 1}  # eventName: 3
+    dead_rows = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
+    assert len(dead_rows) == 3
+    positions = " ".join(r["position"] for r in dead_rows)
+    assert "a.json.gz#record=5" in positions and "b.json.gz" in positions and "c.jsonl#line=2" in positions
+    alerts = [orjson.loads(x) for x in proc.stdout.splitlines()]
+    assert [a["kind"] for a in alerts] == ["sensitive_api_first_use"]
+    assert alerts[0]["event_ids"] == [alert["eventID"]]
+
+
+def test_replay_reads_stdin(tmp_path: Path) -> None:
+    body = b"".join(orjson.dumps(cloudtrail(t=T0 + i)) + b"\n" for i in range(3))
+    proc = _run("replay", "-", "--quiet", stdin=body)
+    assert proc.returncode == 0, proc.stderr
+    assert b'"events": 3' in proc.stderr
+
+
+def test_missing_input_is_one_clear_line(tmp_path: Path) -> None:
+    proc = _run("replay", str(tmp_path / "nope"))
+    assert proc.returncode == 3
+    assert proc.stderr.decode().strip().count("\n") == 0
+    assert "no such file or directory" in proc.stderr.decode()
+
+
+def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("pipeline:\n  batch_sise: 10\n")
+    proc = _run("config", "check", str(f))
+    assert proc.returncode == 2
+    assert f"{f}: pipeline.batch_sise: unknown key" in proc.stderr.decode()
+    proc = _run("config", "check", "config/detector.yaml")
+    assert proc.returncode == 0
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("sinks:\n  - {kind: webhook, url: 'http://127.0.0.1:9/x', token: s3cr3t}\n")
+    proc = _run("config", "show", "--config", str(f))
+    assert proc.returncode == 0 and b"s3cr3t" not in proc.stdout and b"**********" in proc.stdout
+
+
+def test_tampered_model_is_refused_with_exit_3(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(ROOT / "models" / "default", tmp_path / "m")
+    blob = bytearray((tmp_path / "m" / "forest.npz").read_bytes())
+    blob[100] ^= 1
+    (tmp_path / "m" / "forest.npz").write_bytes(bytes(blob))
+    f = tmp_path / "e.jsonl"
+    f.write_bytes(orjson.dumps(cloudtrail()) + b"\n")
+    proc = _run("replay", str(f), "--model", str(tmp_path / "m"), "--quiet")
+    assert proc.returncode == 3
+    assert b"sha256" in proc.stderr and b"Traceback" not in proc.stderr
