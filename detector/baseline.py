@@ -271,18 +271,22 @@ class Baseline:
             self.last_time = t
         if first:
             self.first_seen = int(t)
-        d1, d10, d60, d1440 = (math.exp(-dt / w) for w in WINDOWS)
+        if dt > 0.0:
+            exp = math.exp
+            d1, d10, d60, d1440 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0), exp(-dt / 86400.0)
+        else:
+            d1 = d10 = d60 = d1440 = 1.0
 
         peaks = self.peaks
-        if dt > 0.0:
-            peak_decay = math.exp(-dt * _LN2 / PEAK_HALF_LIFE)
-            for i in range(len(peaks)):
-                peaks[i] *= peak_decay
-        if t - self.cand_since >= PEAK_COMMIT_S:
+        since = t - self.cand_since
+        if since >= PEAK_COMMIT_S:
+            # Peaks decay (half-life 14 days) and absorb the finished hour's candidates once an
+            # hour: per event the decay would be < 0.3% anyway.
+            decay = math.exp(-since * _LN2 / PEAK_HALF_LIFE) if self.cand_since else 1.0
             cand = self.cand
             for i in range(len(peaks)):
-                if cand[i] > peaks[i]:
-                    peaks[i] = cand[i]
+                p = peaks[i] * decay
+                peaks[i] = cand[i] if cand[i] > p else p
             self.cand = array("f", bytes(4 * len(PEAKS)))
             self.cand_since = int(t)
         distinct_before = tuple(self.distinct)

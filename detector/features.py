@@ -57,13 +57,10 @@ _DISTINCT = {name: i for i, (name, _) in enumerate(BLOOMS)}
 _DAY = 86400.0
 
 
-def _ratio(now: float, peak: float) -> float:
-    return math.log1p(now) - math.log1p(peak)
-
-
 def row(ev: Event, obs: Observation) -> list[float]:
     """The feature vector of one event, in ``FEATURE_NAMES`` order. Pure."""
     p = obs.peaks
+    log1p = math.log1p
     new_bucket_reads = obs.bucket_get1h if obs.bucket_age_s < _DAY else 0.0
     return [
         float(obs.api_novel),
@@ -74,17 +71,17 @@ def row(ev: Event, obs: Observation) -> list[float]:
         float(obs.bucket_novel),
         float(obs.hour_novel),
         1.0 - obs.hour_share,
-        _ratio(obs.evt1m, p[0]),
-        _ratio(obs.evt10m, p[1]),
-        _ratio(obs.get10m, p[2]),
-        _ratio(obs.bytes1h, p[5]),
-        _ratio(obs.del10m, p[6]),
-        math.log1p(obs.nov10m),
+        log1p(obs.evt1m) - log1p(p[0]),
+        log1p(obs.evt10m) - log1p(p[1]),
+        log1p(obs.get10m) - log1p(p[2]),
+        log1p(obs.bytes1h) - log1p(p[5]),
+        log1p(obs.del10m) - log1p(p[6]),
+        log1p(obs.nov10m),
         1.0 if ev.error_code else 0.0,
-        _ratio(obs.err10m, p[8]),
-        math.log1p(new_bucket_reads),
-        math.log1p(max(obs.age_s, 0.0) / _DAY),
-        math.log1p(obs.total),
+        log1p(obs.err10m) - log1p(p[8]),
+        log1p(new_bucket_reads),
+        log1p(max(obs.age_s, 0.0) / _DAY),
+        log1p(obs.total),
         1.0 if ev.principal.caller_class == HUMAN else 0.0,
     ]
 

@@ -151,7 +151,7 @@ class Detector:
             by_principal.setdefault(ev.principal.key, []).append(i)
 
         n = len(fresh)
-        x = np.empty((n, N_FEATURES), dtype=np.float64)
+        rows: list[list[float]] = [[]] * n
         observations: list[Observation | None] = [None] * n
         findings: list[list[Finding]] = [[] for _ in range(n)]
         thresholds: list[Thresholds | None] = [None] * n
@@ -168,13 +168,14 @@ class Detector:
                 obs = observe(ev)
                 if (obs.ip_novel or obs.prefix_novel) and self._known_source(ev.source_ip):
                     obs.ip_novel = obs.prefix_novel = False
-                x[i] = row(ev, obs)
+                rows[i] = row(ev, obs)
                 observations[i] = obs
                 thresholds[i] = th
                 found = rule_findings(ev, obs, th, self.sensitive)
                 if found:
                     findings[i] = found
 
+        x = np.array(rows, dtype=np.float64) if n else np.empty((0, N_FEATURES))
         scores = self.model.score(x) if self.model is not None and n else np.zeros(n)
         if self.model is not None and n:
             thr = np.array([self.anomaly_threshold(t) for t in thresholds if t is not None])
