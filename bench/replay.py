@@ -24,7 +24,7 @@ from detector.decode import decode
 from detector.ingest import Ingest
 from detector.model import ModelArtifact
 from detector.pipeline import Detector
-from detector.replay import open_inputs, run_replay
+from detector.replay import run_replay
 from detector.settings import load
 from detector.simulate import iter_bulk
 from detector.sources.file import list_files
@@ -94,8 +94,9 @@ def main() -> None:
 
     inputs = ((b, str(f), "file") for b, f in zip(blobs, files, strict=True))
     t = time.perf_counter()
-    summary = run_replay(inputs, detector, Ingest(), settings.pipeline.allowed_lateness_s,
-                         settings.pipeline.batch_size, on_alerts=count)
+    summary = run_replay(
+        inputs, detector, Ingest(), settings.pipeline.allowed_lateness_s, settings.pipeline.batch_size, on_alerts=count
+    )
     replay_s = time.perf_counter() - t
     assert summary.events == floor_events == decoded, (summary.events, floor_events, decoded)
 
@@ -107,8 +108,10 @@ def main() -> None:
     print(f"{'decode()':<28}{decode_s:>9.2f}{decoded / decode_s:>12,.0f}{floor_s / decode_s:>10.0%}")
     print(f"{'replay (full live path)':<28}{replay_s:>9.2f}{replay_eps:>12,.0f}{floor_s / replay_s:>10.0%}")
     print(f"principals {len(detector.store):,}, alerts {alerts:,} ({dict(summary.alerts)})")
-    print(f"goals: >= {GOAL_RATIO:.0%} of floor and >= {GOAL_EPS:,} events/s -> "
-          f"{floor_s / replay_s:.0%}, {replay_eps:,.0f}/s")
+    print(
+        f"goals: >= {GOAL_RATIO:.0%} of floor and >= {GOAL_EPS:,} events/s -> "
+        f"{floor_s / replay_s:.0%}, {replay_eps:,.0f}/s"
+    )
 
 
 if __name__ == "__main__":

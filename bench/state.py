@@ -75,7 +75,9 @@ def main() -> None:
     print(f"baseline record (bytes)   {ENCODED_SIZE:>10}")
     print(f"encoded/principal (bytes) {encoded:>10.0f}   (key + record: checkpoint / changelog)")
     print(f"resident/principal (bytes){resident:>10.0f}   (tracemalloc: bytes objects + keys + dict)")
-    print(f"goal                      {GOAL:>10}   encoded {encoded / GOAL:.0%} of goal, resident {resident / GOAL:.0%}")
+    print(
+        f"goal                      {GOAL:>10}   encoded {encoded / GOAL:.0%} of goal, resident {resident / GOAL:.0%}"
+    )
     print(f"build time                {build_s:>10.1f} s ({len(store) * args.events_each / build_s:,.0f} events/s)")
 
 

@@ -29,6 +29,7 @@ import struct
 import zlib
 from array import array
 from dataclasses import dataclass
+from typing import Any
 
 from detector.event import Event, is_aws_source
 
@@ -230,7 +231,7 @@ class Baseline:
         b = cls.__new__(cls)
         b.last_time, b.first_seen, b.total, b.cand_since, b.novel_origin_at = _HEAD.unpack_from(data, 0)
         off = _HEAD.size
-        arrays = []
+        arrays: list[Any] = []
         for code, n in (("f", N_WIN), ("f", len(PEAKS)), ("f", len(PEAKS)), ("f", 3 * N_RECENT), ("I", 2 * N_RECENT)):
             a = array(code)
             a.frombytes(data[off : off + 4 * n])
@@ -385,7 +386,9 @@ class Baseline:
             w[OFF60],
         )
 
-    def _recent_bucket(self, ev: Event, t: float, d10: float, d60: float, known: bool) -> tuple[float, float, float, float]:
+    def _recent_bucket(
+        self, ev: Event, t: float, d10: float, d60: float, known: bool
+    ) -> tuple[float, float, float, float]:
         h = stable_hash(ev.bucket) or 1
         val, key = self.rval, self.rkey
         for s in range(N_RECENT):  # decay every slot to now so they compare fairly

@@ -33,8 +33,10 @@ _principals: dict[tuple[object, ...], Principal] = {}
 def _principal(raw: dict[str, Any]) -> Principal:
     """``principal_of`` memoised on everything it reads (identity, user agent, accounts)."""
     ui = raw.get("userIdentity")
-    if not isinstance(ui, dict) or "onBehalfOf" in ui or "sessionContext" in ui and not isinstance(
-        ui.get("sessionContext"), dict
+    if (
+        not isinstance(ui, dict)
+        or "onBehalfOf" in ui
+        or ("sessionContext" in ui and not isinstance(ui.get("sessionContext"), dict))
     ):
         return principal_of(raw)
     ctx = ui.get("sessionContext")

@@ -75,7 +75,7 @@ class SeenIds:
         parts = [struct.pack("<dq", self.window_s, self._newest)]
         for minute, ids in sorted(self._buckets.items()):
             parts.append(struct.pack("<qI", minute, len(ids)))
-            parts.append(struct.pack(f"<{len(ids)}Q", *ids))
+            parts.append(struct.pack(f"<{len(ids)}Q", *sorted(ids)))  # sorted: equal sets, equal bytes
         return b"".join(parts)
 
     @classmethod

@@ -40,7 +40,6 @@ UNUSUAL_SURPRISE = 2.0
 DESKTOP_OS = (" darwin", " windows", " mac os")
 
 
-
 @dataclass(slots=True)
 class Finding:
     kind: str
@@ -107,7 +106,12 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
             )
         elif ev.bucket:
             hit = _burst(
-                obs.bucket_get10m, obs.bucket_bytes10m, p[_P["get10m"]], p[_P["bytes10m"]], th.bucket_burst, corroborated
+                obs.bucket_get10m,
+                obs.bucket_bytes10m,
+                p[_P["get10m"]],
+                p[_P["bytes10m"]],
+                th.bucket_burst,
+                corroborated,
             )
             if hit is not None:
                 out.append(

@@ -249,12 +249,17 @@ class Kafka(_Model):
     partitions: int = Field(8, ge=1, le=10_000, description="of the events topic and state changelog")
     replication_factor: int = Field(1, ge=1, le=16, description="for topics the detector creates (3 in production)")
     consumer_group: str = Field(
-        "cloudtrail-detector", min_length=1, description="worker group and Faust app id (DETECTOR_KAFKA__CONSUMER_GROUP)"
+        "cloudtrail-detector",
+        min_length=1,
+        description="worker group and Faust app id (DETECTOR_KAFKA__CONSUMER_GROUP)",
     )
     standby_replicas: int = Field(1, ge=0, le=8, description="warm copies of each partition's state on other workers")
     session_timeout_s: float = Field(30, gt=0, description="a silent worker is dropped from the group after this")
     rebalance_timeout_s: float = Field(60, gt=0, description="how long members get to rejoin during a rebalance")
     linger_ms: int = Field(20, ge=0, le=5000, description="bridge producer batching delay")
+    take_records: int = Field(
+        256, ge=1, le=100_000, description="worker micro-batch in records (each holds 1-500 events of one principal)"
+    )
     changelog_one_record_per_batch: bool = Field(
         False,
         description="test profile only: one record per produce batch, for brokers (tansu) whose "

@@ -24,6 +24,10 @@ class Record:
 
 class Source(Protocol):
     name: str
+    # True when records arrive in real time (Kinesis, S3 follow, the paced demo): the runtime
+    # then also releases held events and partial batches on wall-clock time. A finite replayable
+    # source (files) is batched by count only, so its results never depend on timing.
+    live: bool
 
     def start(self, positions: dict[str, str]) -> None:
         """Connect and resume after ``positions`` (partition -> last committed offset)."""
@@ -34,6 +38,14 @@ class Source(Protocol):
 
     def positions(self) -> dict[str, str]:
         """Offsets of everything returned by ``poll`` so far (what a checkpoint stores)."""
+        ...
+
+    def commit(self, positions: dict[str, str]) -> None:
+        """``positions`` are checkpointed: acknowledge upstream (delete SQS messages); may be a no-op."""
+
+    @property
+    def status(self) -> str:
+        """Why the source is not healthy right now (throttled, unreachable), or "" when it is."""
         ...
 
     @property

@@ -57,7 +57,11 @@ def test_real_attacks_in_the_corpus_are_flagged(corpus_dir: Path, tmp_path: Path
         "replay",
         str(corpus_dir / "flaws2-cloud"),
         str(corpus_dir / "otrf-security-datasets" / "ec2_proxy_s3_exfiltration_2020-09-14011940.json"),
-        "--model", "models/default", "--alerts", str(alerts_file), "--quiet",
+        "--model",
+        "models/default",
+        "--alerts",
+        str(alerts_file),
+        "--quiet",
     )
     alerts = [orjson.loads(x) for x in alerts_file.read_bytes().splitlines()]
     flagged = {eid for a in alerts for eid in a["event_ids"]}
@@ -69,6 +73,10 @@ def test_real_attacks_in_the_corpus_are_flagged(corpus_dir: Path, tmp_path: Path
         arns = {arn for arn in bad.values() if arn}
         assert arns <= flagged_arns, (source, arns - flagged_arns)
         assert flagged & set(bad), source
-    benign_only = [a for a in alerts if not set(a["event_ids"]) & (set(_malicious(corpus_dir, "flaws2-cloud"))
-                                                                   | set(_malicious(corpus_dir, "otrf-security-datasets")))]
+    benign_only = [
+        a
+        for a in alerts
+        if not set(a["event_ids"])
+        & (set(_malicious(corpus_dir, "flaws2-cloud")) | set(_malicious(corpus_dir, "otrf-security-datasets")))
+    ]
     assert all(a["kind"] != "credential_misuse" for a in benign_only), benign_only

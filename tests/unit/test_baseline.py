@@ -27,8 +27,16 @@ def test_first_event_is_not_novel_and_later_new_things_are() -> None:
     assert not (first.api_novel or first.ip_novel or first.ua_novel)
     same = b.observe(event(t=T0 + 10))
     assert not (same.api_novel or same.ip_novel or same.prefix_novel or same.ua_novel or same.region_novel)
-    new = b.observe(event(name="ListBuckets", source="s3.amazonaws.com", t=T0 + 20, ip="198.51.100.7",
-                          ua="Mozilla/5.0 (Windows NT 10.0)", region="eu-west-1"))
+    new = b.observe(
+        event(
+            name="ListBuckets",
+            source="s3.amazonaws.com",
+            t=T0 + 20,
+            ip="198.51.100.7",
+            ua="Mozilla/5.0 (Windows NT 10.0)",
+            region="eu-west-1",
+        )
+    )
     assert new.api_novel and new.ip_novel and new.prefix_novel and new.ua_novel and new.region_novel
     assert new.distinct[0] == 1  # one API known before this one
 
@@ -96,8 +104,9 @@ def _mk(spec: tuple[float, str, str, str, str, int]) -> Event:
     t, name, ip, ua, err, nbytes = spec
     src = "s3.amazonaws.com" if name in ("GetObject", "DeleteObject") else "ec2.amazonaws.com"
     bucket = "b" if src.startswith("s3") else None
-    return event(name=name, source=src, t=T0 + t, ip=ip, ua=ua, error=err or None, bucket=bucket, key="k",
-                 bytes_out=nbytes)
+    return event(
+        name=name, source=src, t=T0 + t, ip=ip, ua=ua, error=err or None, bucket=bucket, key="k", bytes_out=nbytes
+    )
 
 
 @settings(max_examples=150, deadline=None)

@@ -62,7 +62,7 @@ def test_pickled_payload_is_never_loaded(trained, tmp_path: Path) -> None:
 
     manifest["files"][FOREST] = hashlib.sha256((out / FOREST).read_bytes()).hexdigest()
     (out / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match="unreadable arrays|missing arrays"):
+    with pytest.raises(ModelError, match=r"unreadable arrays|missing arrays"):
         ModelArtifact.load(out)
 
 

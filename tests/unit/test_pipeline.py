@@ -105,8 +105,25 @@ def test_recon_burst_needs_a_baseline(tmp_path: Path) -> None:
     det = Detector(_settings(tmp_path), None, store={})
     _run(det, _history())
     t = T0 + 5 * DAY + 5 * HOUR
-    names = [f"List{x}" for x in ("Users", "Roles", "Policies", "Groups", "Keys", "Secrets", "Functions",
-                                  "Clusters", "Tables", "Queues", "Topics", "Streams", "Trails", "Detectors")]
+    names = [
+        f"List{x}"
+        for x in (
+            "Users",
+            "Roles",
+            "Policies",
+            "Groups",
+            "Keys",
+            "Secrets",
+            "Functions",
+            "Clusters",
+            "Tables",
+            "Queues",
+            "Topics",
+            "Streams",
+            "Trails",
+            "Detectors",
+        )
+    ]
     alerts = _run(det, [event(name=n, t=t + i, error="AccessDenied") for i, n in enumerate(names)])
     assert "recon_burst" in {a.kind for a in alerts}
     fresh = Detector(_settings(tmp_path), None, store={})  # a brand-new principal doing the same
@@ -116,12 +133,28 @@ def test_recon_burst_needs_a_baseline(tmp_path: Path) -> None:
 def test_stolen_workload_credentials_used_from_a_laptop(tmp_path: Path) -> None:
     det = Detector(_settings(tmp_path), None, store={})
     role = assumed_role("web-instance-role", "i-0abc1234def567890")
-    work = [event(name="GetObject", source="s3.amazonaws.com", t=T0 + i * 60, identity=role, ip="10.0.1.5",
-                  ua="Boto3/1.34.0 md/Botocore#1.34.0 Python/3.11 Linux/6.1", bucket="app", key="k")
-            for i in range(200)]
+    work = [
+        event(
+            name="GetObject",
+            source="s3.amazonaws.com",
+            t=T0 + i * 60,
+            identity=role,
+            ip="10.0.1.5",
+            ua="Boto3/1.34.0 md/Botocore#1.34.0 Python/3.11 Linux/6.1",
+            bucket="app",
+            key="k",
+        )
+        for i in range(200)
+    ]
     assert _run(det, work) == []
-    stolen = event(name="ListBuckets", source="s3.amazonaws.com", t=T0 + DAY, identity=role, ip="203.0.113.99",
-                   ua="aws-cli/2.15.0 Python/3.11.6 Darwin/23.1.0 exe/x86_64")
+    stolen = event(
+        name="ListBuckets",
+        source="s3.amazonaws.com",
+        t=T0 + DAY,
+        identity=role,
+        ip="203.0.113.99",
+        ua="aws-cli/2.15.0 Python/3.11.6 Darwin/23.1.0 exe/x86_64",
+    )
     alerts = _run(det, [stolen])
     assert [a.kind for a in alerts] == ["credential_misuse"]
     assert alerts[0].principal_arn.endswith("assumed-role/web-instance-role/i-0abc1234def567890")
@@ -131,8 +164,10 @@ def test_delete_burst(tmp_path: Path) -> None:
     det = Detector(_settings(tmp_path), None, store={})
     _run(det, _history())
     t = T0 + 5 * DAY + 6 * HOUR
-    dels = [event(name="DeleteObject", source="s3.amazonaws.com", t=t + i * 0.5, bucket="team-data", key=f"k{i}")
-            for i in range(300)]
+    dels = [
+        event(name="DeleteObject", source="s3.amazonaws.com", t=t + i * 0.5, bucket="team-data", key=f"k{i}")
+        for i in range(300)
+    ]
     assert "delete_burst" in {a.kind for a in _run(det, dels)}
 
 
@@ -149,7 +184,10 @@ def test_duplicate_event_ids_count_once(tmp_path: Path) -> None:
 
 def test_suppression_silences_matching_alerts_until_expiry(tmp_path: Path) -> None:
     until = dt.datetime.fromtimestamp(T0 + 10 * DAY, tz=dt.UTC).date().isoformat()
-    s = _settings(tmp_path, f"suppressions:\n  - {{kind: sensitive_api_first_use, principal: '*alice', until: {until}, reason: audit}}\n")
+    s = _settings(
+        tmp_path,
+        f"suppressions:\n  - {{kind: sensitive_api_first_use, principal: '*alice', until: {until}, reason: audit}}\n",
+    )
     det = Detector(s, None, store={})
     _run(det, _history(1))
     assert _run(det, [event(name="StopLogging", source="cloudtrail.amazonaws.com", t=T0 + 2 * DAY)]) == []
@@ -166,18 +204,31 @@ def test_forest_anomalies_are_explained_and_only_for_mature_principals(tmp_path:
         for i in range(30):
             who = iam_user(f"user{i % 6}")
             t = T0 + d * DAY + i * 900 + 300
-            hist.append(event(identity=who, t=t, ip=f"192.0.2.{(d * 7 + i) % 200}" if i % 5 == 0 else "192.0.2.1",
-                              name="ListUsers" if i % 11 == 0 else "DescribeInstances",
-                              error="AccessDenied" if i % 13 == 0 else None,
-                              region="eu-west-1" if i % 17 == 0 else "us-east-1"))
+            hist.append(
+                event(
+                    identity=who,
+                    t=t,
+                    ip=f"192.0.2.{(d * 7 + i) % 200}" if i % 5 == 0 else "192.0.2.1",
+                    name="ListUsers" if i % 11 == 0 else "DescribeInstances",
+                    error="AccessDenied" if i % 13 == 0 else None,
+                    region="eu-west-1" if i % 17 == 0 else "us-east-1",
+                )
+            )
     hist.sort(key=lambda e: e.time)
     x = np.vstack([det.process(hist[i : i + 256]).features for i in range(0, len(hist), 256)])
     art, _ = fit(x, trees=100, seed=0)
     art.manifest["score_quantiles"] = {f"{q:g}": float(np.quantile(art.score(x), q)) for q in (0.5, 0.99, 0.9995)}
     det.set_model(art)
     t = T0 + 6 * DAY + 3 * HOUR + 1800  # 03:30 UTC Sunday: never active then
-    odd = event(name="GetSessionToken", source="sts.amazonaws.com", t=t, ip="198.51.100.200",
-                ua="python-requests/2.31 Windows/10", region="ap-southeast-2", error="AccessDenied")
+    odd = event(
+        name="GetSessionToken",
+        source="sts.amazonaws.com",
+        t=t,
+        ip="198.51.100.200",
+        ua="python-requests/2.31 Windows/10",
+        region="ap-southeast-2",
+        error="AccessDenied",
+    )
     res = det.process([odd])
     assert res.scores[0] > np.quantile(art.score(x), 0.99)
     kinds = {a.kind for a in res.alerts}
@@ -196,8 +247,20 @@ def test_alert_json_escapes_attacker_strings(tmp_path: Path) -> None:
     doc = orjson.loads(alerts[0].to_json())
     ua = doc["context"]["user_agent"]
     assert "\x1b" not in ua and "\n" not in ua and len(ua) <= 256
-    assert set(doc) >= {"alert_id", "kind", "principal", "principal_arn", "account_id", "score", "threshold",
-                        "event_time", "detected_at", "event_ids", "explanation", "summary"}
+    assert set(doc) >= {
+        "alert_id",
+        "kind",
+        "principal",
+        "principal_arn",
+        "account_id",
+        "score",
+        "threshold",
+        "event_time",
+        "detected_at",
+        "event_ids",
+        "explanation",
+        "summary",
+    }
     assert doc["kind"] in KINDS
 
 

@@ -24,7 +24,12 @@ def test_iam_user_calling_from_an_sdk_on_a_server_is_automation() -> None:
 
 @pytest.mark.parametrize(
     "session",
-    ["i-0317f6c6b66ae9c40", "3f2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d", "botocore-session-1700000000", "aws-go-sdk-1722375070115152000"],
+    [
+        "i-0317f6c6b66ae9c40",
+        "3f2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d",
+        "botocore-session-1700000000",
+        "aws-go-sdk-1722375070115152000",
+    ],
 )
 def test_automation_sessions_share_the_role_baseline(session: str) -> None:
     p = principal_of(cloudtrail(identity=assumed_role("app-role", session, path="service-role/")))
@@ -58,7 +63,9 @@ def test_assumed_role_without_session_issuer_derives_the_role_arn() -> None:
 def test_aws_service_root_federated_identity_center_and_anonymous() -> None:
     svc = principal_of(cloudtrail(identity={"type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"}))
     assert (svc.key, svc.caller_class) == ("service:cloudtrail.amazonaws.com", AWS_SERVICE)
-    root = principal_of(cloudtrail(identity={"type": "Root", "accountId": "111122223333", "arn": "arn:aws:iam::111122223333:root"}))
+    root = principal_of(
+        cloudtrail(identity={"type": "Root", "accountId": "111122223333", "arn": "arn:aws:iam::111122223333:root"})
+    )
     assert root.key == "arn:aws:iam::111122223333:root"
     fed = principal_of(
         cloudtrail(identity={"type": "FederatedUser", "arn": "arn:aws:sts::1:federated-user/x", "accountId": "1"})
@@ -75,7 +82,9 @@ def test_aws_service_root_federated_identity_center_and_anonymous() -> None:
     )
     assert idc.key == "identity-center:arn:aws:identitystore::1:identitystore/d-1/u-1"
     assert idc.caller_class == HUMAN
-    anon = principal_of(cloudtrail(identity={"type": "AWSAccount", "principalId": "", "accountId": "ANONYMOUS_PRINCIPAL"}))
+    anon = principal_of(
+        cloudtrail(identity={"type": "AWSAccount", "principalId": "", "accountId": "ANONYMOUS_PRINCIPAL"})
+    )
     assert (anon.key, anon.caller_class) == ("anonymous@111122223333", ANONYMOUS)
     absent = cloudtrail()
     del absent["userIdentity"]
@@ -83,7 +92,9 @@ def test_aws_service_root_federated_identity_center_and_anonymous() -> None:
 
 
 def test_cross_account_access_is_keyed_by_the_calling_account() -> None:
-    p = principal_of(cloudtrail(identity={"type": "AWSAccount", "principalId": "AROAX:sess", "accountId": "444455556666"}))
+    p = principal_of(
+        cloudtrail(identity={"type": "AWSAccount", "principalId": "AROAX:sess", "accountId": "444455556666"})
+    )
     assert p.key == "account:444455556666"
 
 
