@@ -32,13 +32,18 @@ def _when(text: str) -> float:
     return moment.timestamp()
 
 
-def _settings(path: str | None) -> Any:
-    from detector import settings
-
+def _config_path(path: str | None) -> str | None:
     if path is None:
         env_path = os.environ.get("DETECTOR_CONFIG")
         path = env_path or (str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None)
-    return settings.load(Path(path) if path else None)
+    return path
+
+
+def _settings(path: str | None) -> Any:
+    from detector import settings
+
+    resolved = _config_path(path)
+    return settings.load(Path(resolved) if resolved else None)
 
 
 def _load_model(path: str | None, required: bool) -> Any:
@@ -146,8 +151,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from detector.runtime.local import run
 
+    args.config_path = _config_path(args.config)
     settings = _settings(args.config)
     return run(settings, args)
+
+
+def cmd_bridge(args: argparse.Namespace) -> int:
+    from detector.runtime.bridge import run_bridge
+
+    settings = _settings(args.config)
+    return run_bridge(
+        settings,
+        inputs=args.inputs or None,
+        endpoint_url=args.endpoint_url,
+        status_port=args.metrics_port,
+        max_seconds=args.max_seconds,
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from detector.runtime.faust_app import run_worker
+
+    settings = _settings(args.config)
+    if args.model:
+        settings = settings.model_copy(update={"model": Path(args.model)})
+    return run_worker(settings, name=args.name, status_port=args.metrics_port)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -213,6 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     common(u)
     u.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("bridge", help="read the sources, produce each event to Kafka keyed by its principal")
+    b.add_argument(
+        "inputs", nargs="*", metavar="PATH_OR_S3_URI", help="backfill these instead of the configured source"
+    )
+    b.add_argument("--metrics-port", type=int, help="port for /metrics, /healthz, /readyz (default: metrics.port)")
+    b.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    b.add_argument("--endpoint-url", help="S3 endpoint (emulators)")
+    common(b)
+    b.set_defaults(func=cmd_bridge)
+
+    w = sub.add_parser("worker", help="Faust worker: score the events topic with per-principal state in Kafka")
+    w.add_argument("--name", default="worker", help="this worker's name in logs and its Kafka client id")
+    w.add_argument(
+        "--metrics-port", type=int, help="port for /metrics, /healthz, /readyz (default: metrics.port); one per worker"
+    )
+    w.add_argument("--model", help="model artifact directory (default: the config's model)")
+    common(w)
+    w.set_defaults(func=cmd_worker)
 
     c = sub.add_parser("config", help="check or show configuration")
     c.add_argument("action", choices=["check", "show"])

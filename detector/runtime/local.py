@@ -176,6 +176,86 @@ class ModelWatch:
         log.info("model reloaded", extra={"event": "model_reloaded", "version": model.version, "path": str(self.path)})
 
 
+class ConfigWatch:
+    """Reloads the config file on SIGHUP or when it changes, between batches.
+
+    What can change live: thresholds, classes, overrides, suppressions, sensitive APIs, alert
+    dedup, batch sizes, log level and the model path. What needs a restart (source, sinks,
+    metrics address, state directory) is kept, with a warning naming the keys. A config that
+    fails validation is rejected (counted, logged) and the running one stays.
+    """
+
+    RESTART_KEYS = ("source", "sinks", "metrics", "state_dir", "kafka")
+
+    def __init__(self, path: Path | None, runtime: Runtime, interval_s: float = 2.0) -> None:
+        self.path = path
+        self.runtime = runtime
+        self.interval_s = interval_s
+        self.hup = threading.Event()
+        self._seen = self._stamp()
+        self._next = 0.0
+
+    def _stamp(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def check(self, now: float) -> None:
+        if self.path is None:
+            return
+        forced = self.hup.is_set()
+        if not forced and now < self._next:
+            return
+        self._next = now + self.interval_s
+        stamp = self._stamp()
+        if not forced and stamp == self._seen:
+            return
+        self.hup.clear()
+        self._seen = stamp
+        self.reload()
+
+    def reload(self) -> bool:
+        from detector import settings as settings_mod
+        from detector.errors import ConfigError
+
+        rt = self.runtime
+        metrics = rt.metrics
+        try:
+            new = settings_mod.load(self.path)
+        except ConfigError as exc:
+            if metrics is not None:
+                metrics.config_reloads.labels("rejected").inc()
+            log.error(
+                "config reload rejected; keeping the running config",
+                extra={"event": "config_rejected", "path": str(self.path), "detail": str(exc)},
+            )
+            return False
+        old = rt.settings
+        kept = [k for k in self.RESTART_KEYS if getattr(new, k) != getattr(old, k)]
+        if kept:
+            log.warning(
+                "config keys that need a restart were not applied",
+                extra={"event": "config_restart_needed", "keys": ",".join(kept)},
+            )
+            new = new.model_copy(update={k: getattr(old, k) for k in kept})
+        rt.settings = new
+        rt.detector.configure(new)
+        if new.log_level != old.log_level:
+            logging.getLogger().setLevel(new.log_level)
+        if rt.model_watch is not None and Path(new.model) != rt.model_watch.path:
+            rt.model_watch.path = Path(new.model)
+            rt.model_watch._seen = None  # load the new path at the next check
+            rt.model_watch._next = 0.0
+        if metrics is not None:
+            metrics.config_reloads.labels("ok").inc()
+        log.info("config reloaded", extra={"event": "config_reloaded", "path": str(self.path)})
+        return True
+
+
 class Emitted:
     """Keys (``alert_id:status:event_count``) of alerts recently handed to the sinks."""
 
@@ -219,10 +299,12 @@ class Runtime:
         clock: Callable[[], float] = time.monotonic,
         poll_records: int = POLL_RECORDS,
         model_watch: ModelWatch | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.settings = settings
         self.poll_records = poll_records
         self.model_watch = model_watch
+        self.config_watch = ConfigWatch(config_path, self)
         self.source = source
         self.sinks = list(sinks)
         self.detector = detector
@@ -470,6 +552,7 @@ class Runtime:
             self.checkpoint("source exhausted")
         elif now - self.last_checkpoint >= self.settings.checkpoint_interval_s:
             self.checkpoint()
+        self.config_watch.check(now)
         if self.model_watch is not None:
             self.model_watch.check(now)
         if self.health is not None:
@@ -612,6 +695,7 @@ class _Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)
+            self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._reload)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -619,6 +703,9 @@ class _Signals:
             self._watchdog.cancel()
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+    def _reload(self, signum: int, frame: FrameType | None) -> None:
+        self.runtime.config_watch.hup.set()  # the main loop reloads between batches
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.runtime.stop_requested.is_set():
@@ -658,8 +745,19 @@ def run(settings: Settings, args: Any) -> int:
         ingest = Ingest(metrics, dead)
         sinks = build_sinks(settings, metrics, state_dir)
         watch = ModelWatch(settings.model, detector, metrics, health)
+        config_path = getattr(args, "config_path", None)
         runtime = Runtime(
-            settings, source, sinks, detector, ingest, checkpoints, metrics, health, sid, model_watch=watch
+            settings,
+            source,
+            sinks,
+            detector,
+            ingest,
+            checkpoints,
+            metrics,
+            health,
+            sid,
+            model_watch=watch,
+            config_path=Path(config_path) if config_path else None,
         )
         positions: dict[str, str] = {}
         resumed = False
