@@ -88,7 +88,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from detector.replay import Progress, open_inputs, run_replay
 
     settings = _settings(args.config)
-    model = _load_model(args.model or (str(settings.model) if settings.model.exists() else None), required=False)
+    model_path = args.model or (str(settings.model) if settings.model.exists() else None)
+    model = _load_model(model_path, required=False)
+    if args.workers > 1:
+        return _replay_parallel(args, settings, model_path, model)
     out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
     dead = DeadLetters(Path(args.dead_letters) if args.dead_letters else None)
     detector = Detector(settings, model, store={})
@@ -116,6 +119,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
     result["model"] = model.version if model is not None else None
     result["principals"] = len(detector.store)
     _print_summary(result)
+    return 0
+
+
+def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | None, model: Any) -> int:
+    from detector.replay import replay_parallel
+
+    if "-" in args.inputs:
+        raise ConfigError("--workers > 1 cannot read stdin (every worker reads all inputs); use files")
+    result = replay_parallel(
+        args.inputs, settings, model_path, args.workers, args.endpoint_url, dead_letters=args.dead_letters
+    )
+    out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
+    try:
+        for line in result.alerts:
+            out.write(line + b"\n")
+        out.flush()
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    summary = result.summary.to_dict()
+    summary["model"] = model.version if model is not None else None
+    summary["principals"] = result.principals
+    summary["workers"] = args.workers
+    _print_summary(summary)
     return 0
 
 
@@ -216,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dead-letters", help="JSONL file for rejected records")
     r.add_argument("--endpoint-url", help="S3 endpoint (emulators)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--workers", type=int, default=1, help="processes, each owning a share of principals (default 1)")
     common(r)
     r.set_defaults(func=cmd_replay)
 
@@ -243,12 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.set_defaults(func=cmd_run)
 
     b = sub.add_parser("bridge", help="read the sources, produce each event to Kafka keyed by its principal")
-    b.add_argument(
-        "inputs", nargs="*", metavar="PATH_OR_S3_URI", help="backfill these instead of the configured source"
-    )
+    b.add_argument("inputs", nargs="*", metavar="PATH", help="backfill these files or directories, then stop")
     b.add_argument("--metrics-port", type=int, help="port for /metrics, /healthz, /readyz (default: metrics.port)")
     b.add_argument("--max-seconds", type=float, help="stop after this many seconds")
-    b.add_argument("--endpoint-url", help="S3 endpoint (emulators)")
+    b.add_argument("--endpoint-url", help="Kinesis or S3 endpoint of the configured source (emulators)")
     common(b)
     b.set_defaults(func=cmd_bridge)
 

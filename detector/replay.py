@@ -108,8 +108,13 @@ def run_replay(
     on_result: Callable[[list[Event], BatchResult], None] | None = None,
     on_alerts: Callable[[list[Alert]], None] | None = None,
     progress: Progress | None = None,
+    keep: Callable[[Event], bool] | None = None,
 ) -> Summary:
-    """Drive every blob through the core in event-time order; returns the run summary."""
+    """Drive every blob through the core in event-time order; returns the run summary.
+
+    ``keep`` selects this process's share of principals when a replay is split across
+    processes (``replay_parallel``); everything else is decoded and accounted for, not scored.
+    """
     summary = Summary()
     started = time.perf_counter()
     reorder: Reorder[Event] = Reorder(lateness_s)
@@ -129,6 +134,8 @@ def run_replay(
 
     for data, position, source in inputs:
         events = ingest.blob(data, position, source)
+        if keep is not None:
+            events = [ev for ev in events if keep(ev)]
         pending.extend(reorder.push(events))
         while len(pending) >= batch_size:
             run_batch(pending[:batch_size])
@@ -180,3 +187,93 @@ def collect_features(
     summary = run_replay(inputs, detector, ingest, lateness_s, batch_size, on_result=keep)
     x = np.concatenate(chunks) if chunks else np.empty((0, 0))
     return x, summary, span
+
+
+@dataclass
+class ParallelResult:
+    summary: Summary
+    alerts: list[bytes]  # JSON lines, in event-time order of their trigger
+    principals: int
+
+
+def _share(workers: int, index: int) -> Callable[[Event], bool]:
+    from detector.baseline import stable_hash
+
+    return lambda ev: stable_hash(ev.principal.key) % workers == index
+
+
+def _replay_worker(
+    specs: list[str],
+    endpoint_url: str | None,
+    settings: Any,
+    model_path: str | None,
+    workers: int,
+    index: int,
+    dead_letters: str | None,
+) -> tuple[Summary, list[tuple[float, bytes]], int]:
+    from detector.ingest import DeadLetters
+    from detector.model import ModelArtifact
+    from detector.train import model_key
+
+    model = ModelArtifact.load(Path(model_path), key=model_key()) if model_path else None
+    detector = Detector(settings, model, store={})
+    # Every worker decodes everything; only the first one reports bad records, so each is
+    # dead-lettered and counted once.
+    dead = DeadLetters(Path(dead_letters) if dead_letters and index == 0 else None)
+    alerts: list[tuple[float, bytes]] = []
+
+    def collect(batch: list[Alert]) -> None:
+        alerts.extend((float(a.context["trigger_event_time"]), a.to_json()) for a in batch)
+
+    try:
+        summary = run_replay(
+            open_inputs(specs, endpoint_url),
+            detector,
+            Ingest(dead=dead),
+            settings.pipeline.allowed_lateness_s,
+            settings.pipeline.batch_size,
+            on_alerts=collect,
+            keep=_share(workers, index),
+        )
+    finally:
+        dead.close()
+    return summary, alerts, len(detector.store)
+
+
+def replay_parallel(
+    specs: list[str],
+    settings: Any,
+    model_path: str | None,
+    workers: int,
+    endpoint_url: str | None = None,
+    dead_letters: str | None = None,
+) -> ParallelResult:
+    """Replay split across processes by principal (each principal's state lives in one).
+
+    The same partitioning as the Kafka workers: alerts and baselines are those of a
+    single-process replay, because no state is shared between principals. Decoding is
+    repeated in every process (that is the price of not shipping events between them).
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        parts = pool.starmap(
+            _replay_worker,
+            [(list(specs), endpoint_url, settings, model_path, workers, i, dead_letters) for i in range(workers)],
+        )
+    first = parts[0][0]
+    summary = Summary(
+        records=first.records,
+        events=first.events,
+        rejected=first.rejected,
+        skipped=first.skipped,
+        seconds=max(p[0].seconds for p in parts),
+    )
+    for s, _, _ in parts:
+        summary.scored += s.scored
+        summary.duplicates += s.duplicates
+        summary.late += s.late
+        summary.alerts.update(s.alerts)
+    merged = sorted((a for _, alerts, _ in parts for a in alerts), key=lambda ta: ta[0])
+    return ParallelResult(summary, [line for _, line in merged], sum(p[2] for p in parts))

@@ -94,3 +94,20 @@ def test_tampered_model_is_refused_with_exit_3(tmp_path: Path) -> None:
     proc = _run("replay", str(f), "--model", str(tmp_path / "m"), "--quiet")
     assert proc.returncode == 3
     assert b"sha256" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_parallel_replay_gives_the_single_process_answers(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    assert (
+        _run("simulate", str(sim), "--days", "3", "--test-days", "1", "--principals", "20", "--seed", "5").returncode
+        == 0
+    )
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    for out, workers in ((one, "1"), (two, "2")):
+        proc = _run("replay", str(sim / "AWSLogs"), "--alerts", str(out), "--quiet", "--workers", workers)
+        assert proc.returncode == 0, proc.stderr
+
+    def keyset(p: Path) -> set[tuple[str, str, int]]:
+        return {(a["alert_id"], a["status"], a["event_count"]) for a in map(orjson.loads, p.read_bytes().splitlines())}
+
+    assert keyset(one) and keyset(one) == keyset(two)
