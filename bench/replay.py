@@ -24,7 +24,7 @@ from detector.decode import decode
 from detector.ingest import Ingest
 from detector.model import ModelArtifact
 from detector.pipeline import Detector
-from detector.replay import run_replay
+from detector.replay import replay_parallel, run_replay
 from detector.settings import load
 from detector.simulate import iter_bulk
 from detector.sources.file import list_files
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--per-file", type=int, default=5000)
     ap.add_argument("--dir", default="/tmp/bench-archive")
     ap.add_argument("--model", default="models/default")
+    ap.add_argument("--workers", type=int, default=2, help="also time `replay --workers N` (0: skip)")
     args = ap.parse_args()
 
     out = Path(args.dir)
@@ -107,6 +108,13 @@ def main() -> None:
     print(f"{'floor (gunzip+orjson)':<28}{floor_s:>9.2f}{floor_eps:>12,.0f}{1:>10.0%}")
     print(f"{'decode()':<28}{decode_s:>9.2f}{decoded / decode_s:>12,.0f}{floor_s / decode_s:>10.0%}")
     print(f"{'replay (full live path)':<28}{replay_s:>9.2f}{replay_eps:>12,.0f}{floor_s / replay_s:>10.0%}")
+    if args.workers > 1:
+        t = time.perf_counter()
+        par = replay_parallel([str(out)], settings, args.model, args.workers)
+        par_s = time.perf_counter() - t
+        assert par.summary.scored == summary.scored and len(par.alerts) == alerts, (par.summary, alerts)
+        label = f"replay --workers {args.workers}"
+        print(f"{label:<28}{par_s:>9.2f}{summary.events / par_s:>12,.0f}{floor_s / par_s:>10.0%}")
     print(f"principals {len(detector.store):,}, alerts {alerts:,} ({dict(summary.alerts)})")
     print(
         f"goals: >= {GOAL_RATIO:.0%} of floor and >= {GOAL_EPS:,} events/s -> "

@@ -76,11 +76,16 @@ class Ingest:
         self.events = 0
 
     def blob(self, data: bytes, position: str, source: str) -> list[Event]:
+        """The normalised events of one blob; everything else is accounted for."""
+        return [ev for ev, _ in self.pairs(data, position, source)]
+
+    def pairs(self, data: bytes, position: str, source: str) -> list[tuple[Event, dict[str, Any]]]:
+        """Like ``blob``, each event with the CloudTrail dict it came from (the bridge forwards it)."""
         decoded = decode(data, position)
-        events: list[Event] = []
+        events: list[tuple[Event, dict[str, Any]]] = []
         for raw in decoded.events:
             try:
-                events.append(Event.of(raw))
+                events.append((Event.of(raw), raw))
             except (ValueError, TypeError, KeyError) as exc:
                 # check_event passed, so this is a field of a type we did not expect
                 self._reject(
@@ -103,6 +108,10 @@ class Ingest:
             if events:
                 self.metrics.events_decoded.labels(source).inc(len(events))
         return events
+
+    def reject(self, r: Rejected, source: str) -> None:
+        """Account for a record refused after decoding (e.g. a Kafka broker would not take it)."""
+        self._reject(r, source)
 
     def _reject(self, r: Rejected, source: str) -> None:
         self.rejected[r.reason] += 1

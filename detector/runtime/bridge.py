@@ -41,12 +41,12 @@ from typing import Any
 
 import orjson
 
-from detector.decode import Rejected, decode
+from detector.decode import Rejected
 from detector.errors import ConfigError, SourceError
 from detector.event import Event
 from detector.ingest import DeadLetters, Ingest
 from detector.metrics import Metrics
-from detector.runtime.local import LiveReorder
+from detector.runtime.local import LiveReorder, build_source
 from detector.settings import Settings
 from detector.sources.base import Source
 from detector.textsafe import clip
@@ -68,44 +68,8 @@ PACK_BYTES = 256 << 10
 
 
 # -- pieces without I/O ------------------------------------------------------------------------
-class RawIngest(Ingest):
-    """``Ingest`` that also returns each event's decoded CloudTrail dict, to forward as is.
-
-    The accounting (metrics, dead letters, counters) is ``Ingest``'s own; only the pairing with
-    the raw dict is added. (If ``Ingest`` grows a method returning the pairs, this goes away.)
-    """
-
-    def pairs(self, data: bytes, position: str, source: str) -> list[tuple[Event, dict[str, Any]]]:
-        decoded = decode(data, position)
-        out: list[tuple[Event, dict[str, Any]]] = []
-        for raw in decoded.events:
-            try:
-                out.append((Event.of(raw), raw))
-            except (ValueError, TypeError, KeyError) as exc:
-                self._reject(
-                    Rejected("bad_field_type", position, clip(str(exc), 300), clip(orjson.dumps(raw), 200)), source
-                )
-        for r in decoded.rejected:
-            self._reject(r, source)
-        for kind, _ in decoded.aside:
-            self.skipped[kind] += 1
-            if self.metrics is not None:
-                self.metrics.records_skipped.labels(source, kind).inc()
-        for kind, n in decoded.skipped.items():
-            self.skipped[kind] += n
-            if self.metrics is not None:
-                self.metrics.records_skipped.labels(source, kind).inc(n)
-        self.records += 1
-        self.events += len(out)
-        if self.metrics is not None:
-            self.metrics.records_received.labels(source).inc()
-            if out:
-                self.metrics.events_decoded.labels(source).inc(len(out))
-        return out
-
-    def reject(self, rejected: Rejected, source: str) -> None:
-        """Account for an event refused after decoding (Kafka would not take it)."""
-        self._reject(rejected, source)
+# The bridge needs each event's CloudTrail dict too: ``Ingest.pairs``.
+RawIngest = Ingest
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,49 +394,17 @@ class Bridge:
 # -- wiring ------------------------------------------------------------------------------------
 def open_source(settings: Settings, inputs: list[str] | None, endpoint_url: str | None, metrics: Metrics) -> Source:
     """The source to bridge: ``inputs`` (a backfill of local files) or the configured one."""
-    src = settings.source
     if inputs:
         if any(i.startswith("s3://") for i in inputs):
             raise ConfigError("bridge inputs are local files or directories; for S3 set source.kind: s3")
         from detector.sources.files import FileSource
 
         return FileSource(inputs)
-    if src.kind == "file":
-        from detector.sources.files import FileSource
-
-        return FileSource(list(src.paths))
-    if src.kind == "stdin":
-        from detector.sources.files import StdinSource
-
-        return StdinSource()
-    if src.kind == "kinesis":
-        from detector.sources.kinesis import KinesisSource
-
-        return KinesisSource(
-            src.stream or "",
-            region=src.region,
-            endpoint_url=endpoint_url or src.endpoint_url,
-            start=src.start,
-            start_timestamp=src.start_timestamp,
-            poll_interval_s=src.poll_interval_s,
-            metrics=metrics,
+    if endpoint_url:
+        settings = settings.model_copy(
+            update={"source": settings.source.model_copy(update={"endpoint_url": endpoint_url})}
         )
-    if src.kind == "s3":
-        from detector.sources.s3follow import S3Source
-
-        return S3Source(
-            src.bucket,
-            prefix=src.prefix,
-            start=src.start,
-            start_timestamp=src.start_timestamp,
-            queue_url=src.queue_url,
-            poll_interval_s=src.poll_interval_s,
-            region=src.region,
-            endpoint_url=endpoint_url or src.endpoint_url,
-        )
-    from detector.sources.simulated import SimulatedSource
-
-    return SimulatedSource(days=src.days, seed=src.seed, speed=src.speed)
+    return build_source(settings, metrics)
 
 
 def source_id(settings: Settings, inputs: list[str] | None) -> str:
