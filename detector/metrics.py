@@ -50,6 +50,7 @@ class Metrics:
     sink_delivered: Counter  # labels: sink
     spool_alerts: Gauge  # labels: sink
     source_up: Gauge  # labels: source
+    partitions_assigned: Gauge
     last_event_timestamp: Gauge
 
     @classmethod
@@ -144,6 +145,11 @@ class Metrics:
                 name("spool_alerts"), "Alerts waiting in a sink's on-disk spool", ["sink"], registry=reg
             ),
             source_up=Gauge(name("source_up"), "1 when a source is connected and reading", ["source"], registry=reg),
+            partitions_assigned=Gauge(
+                name("partitions_assigned"),
+                "Kafka partitions of the events topic this worker owns (0 for single-process runs)",
+                registry=reg,
+            ),
             last_event_timestamp=Gauge(
                 name("last_event_timestamp_seconds"),
                 "Wall-clock Unix time the last event was processed",

@@ -484,6 +484,7 @@ def build_app(
                 health.set_ready("source:kafka", True)
             if metrics is not None:
                 metrics.source_up.labels(SOURCE).set(1 if mine and not app.rebalancing else 0)
+                metrics.partitions_assigned.set(len(mine))
 
     return WorkerApp(app=app, scorer=scorer, sinks=loop_sinks)
 

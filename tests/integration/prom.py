@@ -225,6 +225,7 @@ def fill_every_metric(metrics: Metrics, now: float | None = None) -> None:
     metrics.millis_behind_latest.labels(shard="shardId-000000000001").set(0)
     metrics.checkpoint_timestamp.set(now - 5)
     metrics.principals_tracked.set(1234)
+    metrics.partitions_assigned.set(4)
     metrics.model_info.info({"name": "default", "version": "2024-05-01", "feature_version": "1"})
     metrics.model_trained_timestamp.set(now - 3 * 86400)
     metrics.model_reloads.labels(result="ok").inc()

@@ -188,6 +188,9 @@ class WorkerProcess:
                 out[name] = float(value)
         return out
 
+    def partitions(self) -> int:
+        return int(self.metrics().get("detector_partitions_assigned", 0))
+
     def scored(self) -> int:
         return int(self.metrics().get("detector_events_scored_total", 0))
 
@@ -427,7 +430,20 @@ def test_partitions_move_to_a_new_worker_and_back(
     wait_until("phase 1 scored by A", lambda: a.scored() >= counts[0], [a])
 
     b = workers(config, "b")
-    wait_until("B assigned", b.ready, [a, b])
+    # Both must be past the rebalance: B can be assigned before A notices the new generation
+    # (next heartbeat), and A would meanwhile take the next phase by itself. Wait until the
+    # two assignments add up to the whole topic with both holding some.
+    wait_until(
+        "A and B share the partitions",
+        lambda: (
+            a.ready()
+            and b.ready()
+            and a.partitions() > 0
+            and b.partitions() > 0
+            and a.partitions() + b.partitions() == PARTITIONS
+        ),
+        [a, b],
+    )
     a_before = a.scored()
     produce(scenario.bootstrap, topic, phases[1])
     wait_until("phase 2 scored by A and B", lambda: a.scored() + b.scored() >= sum(counts[:2]), [a, b], 90)
