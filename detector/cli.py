@@ -1,7 +1,7 @@
 """The ``detector`` command: argument parsing only; every verb calls into the modules.
 
-Exit codes: 0 success, 1 a run that failed, 2 bad usage or config (argparse's convention),
-3 a source or model that cannot be used. Errors are one line on stderr, no traceback.
+Exit codes: 0 success, 1 a run that failed, 2 bad usage, config or model artifact (argparse's
+convention), 3 a source that cannot be used (missing stream/bucket/file, no credentials). Errors are one line on stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -303,7 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"detector: config error: {exc}\n")
         return 2
-    except (SourceError, ModelError) as exc:
+    except ModelError as exc:  # the configured artifact is unusable: fix the config or retrain
+        sys.stderr.write(f"detector: model error: {exc}\n")
+        return 2
+    except SourceError as exc:
         sys.stderr.write(f"detector: {exc}\n")
         return 3
     except DetectorError as exc:

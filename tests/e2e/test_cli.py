@@ -82,7 +82,7 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
     assert proc.returncode == 0 and b"s3cr3t" not in proc.stdout and b"**********" in proc.stdout
 
 
-def test_tampered_model_is_refused_with_exit_3(tmp_path: Path) -> None:
+def test_tampered_model_is_refused_with_exit_2(tmp_path: Path) -> None:
     import shutil
 
     shutil.copytree(ROOT / "models" / "default", tmp_path / "m")
@@ -92,7 +92,7 @@ def test_tampered_model_is_refused_with_exit_3(tmp_path: Path) -> None:
     f = tmp_path / "e.jsonl"
     f.write_bytes(orjson.dumps(cloudtrail()) + b"\n")
     proc = _run("replay", str(f), "--model", str(tmp_path / "m"), "--quiet")
-    assert proc.returncode == 3
+    assert proc.returncode == 2
     assert b"sha256" in proc.stderr and b"Traceback" not in proc.stderr
 
 
@@ -111,3 +111,16 @@ def test_parallel_replay_gives_the_single_process_answers(tmp_path: Path) -> Non
         return {(a["alert_id"], a["status"], a["event_count"]) for a in map(orjson.loads, p.read_bytes().splitlines())}
 
     assert keyset(one) and keyset(one) == keyset(two)
+
+
+def test_run_refuses_a_bad_config_or_model_at_start_up(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("source: {kind: kinesis, strem: x}\n")
+    proc = _run("run", "--config", str(bad))
+    assert proc.returncode == 2 and f"{bad}: source.strem: unknown key".encode() in proc.stderr
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "manifest.json").write_text("{not json")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model: {tmp_path / 'm'}\nstate_dir: {tmp_path / 's'}\nmetrics: {{port: 0}}\n")
+    proc = _run("run", "--config", str(cfg))
+    assert proc.returncode == 2 and b"unreadable manifest" in proc.stderr and b"Traceback" not in proc.stderr
