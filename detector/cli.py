@@ -1,7 +1,8 @@
 """The ``detector`` command: argument parsing only; every verb calls into the modules.
 
 Exit codes: 0 success, 1 a run that failed, 2 bad usage, config or model artifact (argparse's
-convention), 3 a source that cannot be used (missing stream/bucket/file, no credentials). Errors are one line on stderr, no traceback.
+convention), 3 a source that cannot be used (missing stream/bucket/file, no credentials).
+Errors are one line on stderr, no traceback.
 """
 
 from __future__ import annotations
