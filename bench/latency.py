@@ -242,6 +242,9 @@ def main() -> int:
     ap.add_argument("--endpoint", help="Kinesis endpoint (default: start kinesalite)")
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--max-hold-s", type=float, help="source.max_hold_s (default: the settings default)")
+    ap.add_argument(
+        "--max-batch-delay-s", type=float, help="pipeline.max_batch_delay_s (default: the settings default)"
+    )
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of markers left out of the percentiles")
     ap.add_argument("--model", default=str(ROOT / "models" / "default"))
     args = ap.parse_args()
@@ -266,7 +269,10 @@ def bench(args: argparse.Namespace, endpoint: str) -> int:
     source_cfg: dict[str, Any] = {"kind": "kinesis", "stream": "bench", "poll_interval_s": 0.2}
     if args.max_hold_s is not None:
         source_cfg["max_hold_s"] = args.max_hold_s
-    settings = Settings.model_validate({"source": source_cfg})
+    config: dict[str, Any] = {"source": source_cfg}
+    if args.max_batch_delay_s is not None:
+        config["pipeline"] = {"max_batch_delay_s": args.max_batch_delay_s}
+    settings = Settings.model_validate(config)
     client = kinesis_client(endpoint)
 
     # -- phase 1: latency at a sustained rate ---------------------------------------------------------
