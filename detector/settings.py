@@ -162,7 +162,7 @@ class Alerts(_Model):
 
 class Pipeline(_Model):
     batch_size: int = Field(2048, ge=1, le=1_000_000)
-    max_batch_delay_s: float = Field(0.05, gt=0, description="flush a partial batch after this long")
+    max_batch_delay_s: float = Field(0.03, gt=0, description="flush a partial batch after this long")
     allowed_lateness_s: float = Field(600, ge=0, description="reorder window in event time")
     dedup_window_s: float = Field(3600, ge=0, description="eventIDs remembered for deduplication")
 
@@ -195,7 +195,7 @@ class Source(_Model):
     start_timestamp: dt.datetime | None = None
     poll_interval_s: float = Field(1.0, gt=0)
     max_hold_s: float = Field(
-        0.05, ge=0, description="live sources: longest wall-clock time an event waits in the reorder buffer"
+        0.02, ge=0, description="live sources: longest wall-clock time an event waits in the reorder buffer"
     )
     # kinesis
     shard_refresh_s: float = Field(30.0, gt=0, description="kinesis: re-list shards this often (resharding)")
