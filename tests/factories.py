@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from typing import Any
 
+from detector.alert import Alert
 from detector.event import Event
 
 _ids = itertools.count()
@@ -100,3 +101,21 @@ def event(**kw: Any) -> Event:
 
 def get_object(bucket: str, key: str, t: float, nbytes: int = 50_000, **kw: Any) -> Event:
     return event(name="GetObject", source="s3.amazonaws.com", t=t, bucket=bucket, key=key, bytes_out=nbytes, **kw)
+
+
+class ListSink:
+    """An in-memory alert sink (the Sink protocol) for runtime tests."""
+
+    name = "list"
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def add(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

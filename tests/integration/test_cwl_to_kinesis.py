@@ -14,30 +14,13 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from detector.alert import Alert
 from detector.ingest import Ingest
 from detector.metrics import Metrics
 from detector.pipeline import Detector
 from detector.runtime.local import Runtime
 from detector.settings import Settings
 from detector.sources.kinesis import KinesisSource
-from tests.factories import cloudtrail, iam_user
-
-
-class ListSink:
-    name = "list"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def add(self, alert: Alert) -> None:
-        self.alerts.append(alert)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from tests.factories import ListSink, cloudtrail, iam_user
 
 
 def test_cloudwatch_logs_subscription_to_kinesis_raises_an_alert(moto_server: Any, boto_client_factory: Any) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 import pytest
 
-from detector.alert import Alert
 from detector.errors import SourceError
 from detector.ingest import Ingest
 from detector.pipeline import Detector
@@ -22,7 +21,7 @@ from detector.runtime.local import Runtime
 from detector.settings import Settings
 from detector.sources.base import Record
 from detector.sources.s3follow import RELIST_MARGIN_S, S3Source, delivery_time, objects_in_message
-from tests.factories import cloudtrail, iam_user
+from tests.factories import ListSink, cloudtrail, iam_user
 
 DAY0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp()
 ACCOUNTS = ("111122223333", "444455556666")
@@ -188,22 +187,6 @@ def test_a_missing_bucket_is_one_clear_error(moto_server: Any, aws_env: None) ->
     src = make_source("no-such-bucket-here", moto_server.endpoint)
     with pytest.raises(SourceError, match="NoSuchBucket"):
         src.start({})
-
-
-class ListSink:
-    name = "list"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def add(self, alert: Alert) -> None:
-        self.alerts.append(alert)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_runtime_backfill_from_s3_alerts(moto_server: Any, boto_client_factory: Any) -> None:

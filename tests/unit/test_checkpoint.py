@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector import simulate
-from detector.alert import Alert
 from detector.baseline import ENCODED_SIZE
 from detector.ingest import Ingest
 from detector.ordering import SeenIds
@@ -29,7 +28,7 @@ from detector.runtime.checkpoint import (
 from detector.runtime.local import LiveReorder, Runtime
 from detector.settings import Settings, load
 from detector.sources.files import FileSource
-from tests.factories import T0, assumed_role, event
+from tests.factories import T0, ListSink, assumed_role, event
 
 
 def _checkpoint(n: int = 3) -> Checkpoint:
@@ -120,22 +119,6 @@ def test_100k_principals_checkpoint_well_under_a_second(tmp_path: Path) -> None:
 
 
 # -- the runtime resumed from checkpoints ----------------------------------------------------------
-class ListSink:
-    name = "list"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def add(self, alert: Alert) -> None:
-        self.alerts.append(alert)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("archive")
