@@ -32,9 +32,9 @@ from detector.settings import Burst, Thresholds
 
 _P = {name: i for i, name in enumerate(PEAKS)}
 _DAY = 86400.0
-# A feature counts as "unusual" in an explanation when at most 1% of training rows are as
-# extreme (surprise = -log10(tail) >= 2).
-UNUSUAL_SURPRISE = 2.0
+# A feature counts as "unusual" in an explanation when at most ~0.3% of training rows are as
+# extreme (surprise = -log10(tail) >= 2.5). At 1% (2.0), a failed call at an odd hour was enough.
+UNUSUAL_SURPRISE = 2.5
 # Workloads run on Linux (or are AWS SDKs in AWS); a macOS/Windows client on their
 # credentials is a person holding them.
 DESKTOP_OS = (" darwin", " windows", " mac os")
