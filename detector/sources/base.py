@@ -9,8 +9,12 @@ last committed positions and the core's eventID dedup absorbs the replay.
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +62,20 @@ class Source(Protocol):
 
 def describe(source: Any) -> str:
     return str(getattr(source, "name", type(source).__name__))
+
+
+def drain(q: queue.Queue[T], timeout_s: float, enough: Callable[[], bool]) -> Iterator[T]:
+    """What reader threads queued: the first item (waiting up to ``timeout_s``), then whatever
+    else is already there, until the queue is empty or ``enough()`` says the poll is full."""
+    try:
+        item = q.get(timeout=timeout_s) if timeout_s > 0 else q.get_nowait()
+    except queue.Empty:
+        return
+    while True:
+        yield item
+        if enough():
+            return
+        try:
+            item = q.get_nowait()
+        except queue.Empty:
+            return

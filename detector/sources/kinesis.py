@@ -37,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from detector.errors import SourceError
 from detector.metrics import Metrics
-from detector.sources.base import Record
+from detector.sources.base import Record, drain
 from detector.sources.s3 import explain_client_error
 
 log = logging.getLogger(__name__)
@@ -204,11 +204,7 @@ class KinesisSource:
         if self._fatal is not None:
             raise self._fatal
         out: list[Record] = []
-        try:
-            item = self._queue.get(timeout=timeout_s) if timeout_s > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return out
-        while True:
+        for item in drain(self._queue, timeout_s, lambda: len(out) >= max_records):
             if isinstance(item, str):  # a drained shard: everything it had is now returned
                 with self._lock:
                     self._positions[item] = END
@@ -217,12 +213,6 @@ class KinesisSource:
                 if item:
                     with self._lock:
                         self._positions[item[-1].cursor[0]] = item[-1].cursor[1]
-            if len(out) >= max_records:
-                break
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
         return out
 
     def positions(self) -> dict[str, str]:

@@ -39,7 +39,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from detector.errors import SourceError
-from detector.sources.base import Record
+from detector.sources.base import Record, drain
 from detector.sources.s3 import explain_client_error, s3_client
 
 log = logging.getLogger(__name__)
@@ -195,11 +195,7 @@ class S3Source:
             raise self._fatal
         self._polls += 1
         out: list[Record] = []
-        try:
-            item = self._queue.get(timeout=timeout_s) if timeout_s > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return out
-        while True:
+        for item in drain(self._queue, timeout_s, lambda: len(out) >= max_records):
             if isinstance(item, tuple):
                 kind, value = item
                 if kind == _DONE:
@@ -215,12 +211,6 @@ class S3Source:
                         part, off = r.cursor
                         if part != QUEUE and off > self._positions.get(part, ""):
                             self._positions[part] = off
-            if len(out) >= max_records:
-                break
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
         return out
 
     def positions(self) -> dict[str, str]:
