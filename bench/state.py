@@ -42,6 +42,8 @@ def _event(p: Principal, i: int, t: float) -> Event:
         bucket="data-bucket" if i % 4 == 0 else "",
         object_key=f"k{i}",
         bytes_out=1000.0 * i,
+        is_get_object=i % 4 == 0,
+        is_delete=False,
     )
 
 

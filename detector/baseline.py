@@ -1,10 +1,11 @@
 """Per-principal baseline: compact, decayed, event-time state of what a principal normally does.
 
-One ``Baseline`` is ~320 bytes when encoded (``Baseline.encode``), so 100k principals fit in
+One ``Baseline`` is ~350 bytes when encoded (``Baseline.encode``), so 100k principals fit in
 a few tens of MB and a Faust table row is one small value. It holds:
 
-* exponentially decayed counters over 1 min, 10 min, 1 h and 1 day of event time
-  (events, GetObjects, bytes out, errors, first-time APIs, deletes);
+* exponentially decayed counters over 1 min, 10 min and 1 h of event time (events,
+  GetObjects, bytes out, errors, first-time APIs, deletes, off-hours reads); the day-long
+  view is in the peaks and profiles below;
 * decayed *peaks* of the short-window counters (half-life 14 days): "how bursty is this
   principal at its busiest", so a nightly batch job's 3,000-object read is normal for it
   and not for a person. The current hour's maxima are held as candidates and folded into
@@ -24,6 +25,7 @@ backwards.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 import zlib
@@ -33,7 +35,7 @@ from typing import Any
 
 from detector.event import Event, is_aws_source
 
-WINDOWS = (60.0, 600.0, 3600.0, 86400.0)  # seconds: 1 min, 10 min, 1 h, 1 day
+WINDOWS = (60.0, 600.0, 3600.0)  # seconds: 1 min, 10 min, 1 h
 PEAK_HALF_LIFE = 14 * 86400.0
 PEAK_COMMIT_S = 3600.0  # candidates older than this become part of the peaks
 _LN2 = math.log(2.0)
@@ -41,15 +43,17 @@ _LN2 = math.log(2.0)
 # (name, bits) of each Bloom filter; 3 hash positions each. Sized for a typical principal:
 # APIs ~50 distinct for a busy human (FP ~1.5% at 512 bits), IPs/buckets ~10-20.
 BLOOMS = (("api", 512), ("bucket", 128), ("ip", 128), ("prefix", 128), ("ua", 128), ("region", 64))
+BLOOM_HASHES = 3
 HOURS_OF_WEEK = 168
 N_RECENT = 2
 
-# Peak slots: which short-window value each tracks.
-PEAKS = ("evt1m", "evt10m", "get10m", "get1h", "bytes10m", "bytes1h", "del10m", "nov10m", "err10m")
-
-# Window counters, one float32 array; index names below.
-EVT1, EVT10, EVT60, EVT1440, GET1, GET10, GET60, BYT10, BYT60, ERR10, ERR1440, NOV10, NOV60, DEL10, OFF60 = range(15)
-N_WIN = 15
+# Window counters, one float32 array; index names below. Only what a feature or rule reads
+# is kept: every 4 bytes here is 400 kB at 100k principals.
+EVT1, EVT10, GET10, BYT10, BYT60, ERR10, NOV10, DEL10, OFF60 = range(9)
+N_WIN = 9
+# Peak slots: which short-window value each tracks (``Observation.peaks`` is in this order).
+PEAKS = ("evt1m", "evt10m", "get10m", "bytes10m", "bytes1h", "del10m", "nov10m", "err10m")
+P_EVT1, P_EVT10, P_GET10, P_BYT10, P_BYT60, P_DEL10, P_NOV10, P_ERR10 = range(len(PEAKS))
 # An hour of the day holding less than this share of a principal's activity is off-hours for
 # it; GetObjects in such hours are counted (OFF60) so a night-time drain stands out even while
 # it slowly makes that hour "usual".
@@ -58,6 +62,9 @@ OFF_HOURS_SHARE = 0.02
 # Every float lives in an array('f'): assigning rounds to float32 at once, so the object in
 # memory is exactly what ``encode`` writes and a checkpoint/restore mid-stream changes
 # nothing (results do not depend on batch boundaries).
+# Bumped whenever the encoded layout changes: checkpoints refuse another format and the Faust
+# table's name carries it, so a new version starts a fresh changelog instead of misreading one.
+STATE_FORMAT = 2
 _HEAD = struct.Struct("<dIIII")  # last_time, first_seen, total, cand_since, novel_origin_at
 _BLOOM_BYTES = tuple(bits // 8 for _, bits in BLOOMS)
 _HOW_BYTES = 21  # 168 bits
@@ -68,30 +75,45 @@ ENCODED_SIZE = (
     + 24  # hour-of-day profile
     + sum(_BLOOM_BYTES)
     + _HOW_BYTES
-    + len(BLOOMS)  # distinct counts
 )
 
 
 # APIs, IPs, regions, buckets and user agents repeat endlessly: memoise their Bloom masks
 # and families. Bounded: cleared when full (a cache, not state; results never depend on it).
 _CACHE_MAX = 200_000
-_masks: dict[tuple[str, int], int] = {}
 _families: dict[str, str] = {}
+# One mask cache per filter (keyed by text alone: no tuple to build per lookup).
+_masks: tuple[dict[str, int], ...] = tuple({} for _ in BLOOMS)
 
 
-def _mask(text: str, bits: int) -> int:
-    """The 3-position Bloom mask of ``text`` in a filter of ``bits`` bits."""
-    key = (text, bits)
-    m = _masks.get(key)
+def _mask(idx: int, text: str) -> int:
+    """The 3-position Bloom mask of ``text`` in filter ``idx`` (never 0)."""
+    cache = _masks[idx]
+    m = cache.get(text)
     if m is None:
-        raw = text.encode("utf-8", "surrogatepass")
-        h1 = zlib.crc32(raw)
-        h2 = zlib.crc32(raw, 0x5BD1E995) | 1
+        bits = BLOOMS[idx][1]
+        # Two independent 32-bit hashes (double hashing). Not two CRCs: CRC is linear, so two
+        # CRCs of one string differ by a constant and similar strings share whole masks.
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        h1 = int.from_bytes(digest[:4], "little")
+        h2 = int.from_bytes(digest[4:], "little") | 1
         m = (1 << (h1 % bits)) | (1 << ((h1 + h2) % bits)) | (1 << ((h1 + 2 * h2) % bits))
-        if len(_masks) >= _CACHE_MAX:
-            _masks.clear()
-        _masks[key] = m
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[text] = m
     return m
+
+
+def bloom_count(idx: int, bloom: int) -> int:
+    """Estimated distinct items in Bloom filter ``idx`` (Swamidass & Baldi, from the bits set).
+
+    Used for explanations ("12 APIs seen before"), so no per-item counter is stored.
+    """
+    bits = BLOOMS[idx][1]
+    ones = bloom.bit_count()
+    if ones >= bits:
+        return bits // BLOOM_HASHES
+    return round(-bits / BLOOM_HASHES * math.log1p(-ones / bits))
 
 
 def stable_hash(text: str) -> int:
@@ -151,7 +173,6 @@ class Observation:
     evt1m: float
     evt10m: float
     get10m: float
-    get1h: float
     bytes10m: float
     bytes1h: float
     del10m: float
@@ -164,9 +185,18 @@ class Observation:
     bucket_bytes10m: float
     bucket_get1h: float
     bucket_age_s: float  # since this principal first read the bucket (inf when long known)
-    distinct: tuple[int, ...]  # distinct counts per BLOOMS entry, before the event
+    blooms: tuple[int, ...]  # the Bloom filters before the event (``distinct`` reads them)
     origin_age_s: float  # since this principal last showed a new network or client (inf: never)
     off_reads1h: float  # GetObjects in ~1 h made in this principal's off-hours
+
+    def distinct(self, name: str) -> int:
+        """Estimated distinct APIs / buckets / IPs / ... this principal had used before the event."""
+        idx = _BLOOM_INDEX[name]
+        return bloom_count(idx, self.blooms[idx])
+
+
+_BLOOM_INDEX = {name: i for i, (name, _) in enumerate(BLOOMS)}
+_ZERO_PEAKS = bytes(4 * len(PEAKS))
 
 
 class Baseline:
@@ -176,7 +206,6 @@ class Baseline:
         "blooms",
         "cand",
         "cand_since",
-        "distinct",
         "first_seen",
         "hours",
         "how",
@@ -196,15 +225,19 @@ class Baseline:
         self.cand_since = 0
         self.novel_origin_at = 0  # last time a new network or client family appeared
         self.win = array("f", bytes(4 * N_WIN))
-        self.peaks = array("f", bytes(4 * len(PEAKS)))
-        self.cand = array("f", bytes(4 * len(PEAKS)))
+        self.peaks = array("f", _ZERO_PEAKS)
+        self.cand = array("f", _ZERO_PEAKS)
         # recent buckets: per slot (get10m, bytes10m, get1h) and (hash, first read); hash 0 = empty
         self.rval = array("f", bytes(4 * 3 * N_RECENT))
         self.rkey = array("I", bytes(4 * 2 * N_RECENT))
         self.hours = bytearray(24)
         self.blooms = [0] * len(BLOOMS)
         self.how = 0
-        self.distinct = bytearray(len(BLOOMS))
+
+    def distinct(self, name: str) -> int:
+        """Estimated distinct items of one kind (``api``, ``bucket``, ``ip``, ...) seen so far."""
+        idx = _BLOOM_INDEX[name]
+        return bloom_count(idx, self.blooms[idx])
 
     # -- serialisation -------------------------------------------------------------------
     def encode(self) -> bytes:
@@ -221,7 +254,6 @@ class Baseline:
         ]
         parts += [b.to_bytes(n, "little") for b, n in zip(self.blooms, _BLOOM_BYTES, strict=True)]
         parts.append(self.how.to_bytes(_HOW_BYTES, "little"))
-        parts.append(bytes(self.distinct))
         return b"".join(parts)
 
     @classmethod
@@ -232,7 +264,7 @@ class Baseline:
         b.last_time, b.first_seen, b.total, b.cand_since, b.novel_origin_at = _HEAD.unpack_from(data, 0)
         off = _HEAD.size
         arrays: list[Any] = []
-        for code, n in (("f", N_WIN), ("f", len(PEAKS)), ("f", len(PEAKS)), ("f", 3 * N_RECENT), ("I", 2 * N_RECENT)):
+        for code, n in _ARRAYS:
             a = array(code)
             a.frombytes(data[off : off + 4 * n])
             arrays.append(a)
@@ -246,22 +278,9 @@ class Baseline:
             off += n
         b.blooms = blooms
         b.how = int.from_bytes(data[off : off + _HOW_BYTES], "little")
-        off += _HOW_BYTES
-        b.distinct = bytearray(data[off : off + len(BLOOMS)])
         return b
 
     # -- the update ----------------------------------------------------------------------
-    def _seen_add(self, idx: int, text: str) -> bool:
-        """Add ``text`` to Bloom filter ``idx``; True if it was (probably) there already."""
-        mask = _mask(text, BLOOMS[idx][1])
-        f = self.blooms[idx]
-        if f & mask == mask:
-            return True
-        self.blooms[idx] = f | mask
-        if self.distinct[idx] < 255:
-            self.distinct[idx] += 1
-        return False
-
     def observe(self, ev: Event) -> Observation:
         t = ev.time
         first = self.total == 0
@@ -274,9 +293,9 @@ class Baseline:
             self.first_seen = int(t)
         if dt > 0.0:
             exp = math.exp
-            d1, d10, d60, d1440 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0), exp(-dt / 86400.0)
+            d1, d10, d60 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0)
         else:
-            d1 = d10 = d60 = d1440 = 1.0
+            d1 = d10 = d60 = 1.0
 
         peaks = self.peaks
         since = t - self.cand_since
@@ -288,25 +307,42 @@ class Baseline:
             for i in range(len(peaks)):
                 p = peaks[i] * decay
                 peaks[i] = cand[i] if cand[i] > p else p
-            self.cand = array("f", bytes(4 * len(PEAKS)))
+            self.cand = array("f", _ZERO_PEAKS)
             self.cand_since = int(t)
-        distinct_before = tuple(self.distinct)
+        blooms = self.blooms
+        blooms_before = tuple(blooms)
         peaks_before = tuple(peaks)
+        hours = self.hours
         hour = int(t // 3600) % 24
-        hours_total = sum(self.hours)
-        hour_share = self.hours[hour] / hours_total if hours_total else 0.0
+        hours_total = sum(hours)
+        hour_share = hours[hour] / hours_total if hours_total else 0.0
         how_bit = 1 << ((int(t // 86400) + 3) % 7 * 24 + hour)  # epoch day 0 was a Thursday
 
-        api_known = self._seen_add(0, f"{ev.service}:{ev.name}")
-        region_known = self._seen_add(5, ev.region) if ev.region else True
-        ua_known = self._seen_add(4, ua_family(ev.user_agent)) if ev.user_agent else True
+        # Bloom filters, inlined: this is the hottest loop of the detector.
+        m = _mask(0, f"{ev.service}:{ev.name}")
+        api_known = blooms[0] & m == m
+        blooms[0] |= m
+        region_known = ua_known = ip_known = prefix_known = bucket_known = True
+        if ev.region:
+            m = _mask(5, ev.region)
+            region_known = blooms[5] & m == m
+            blooms[5] |= m
+        if ev.user_agent:
+            m = _mask(4, ua_family(ev.user_agent))
+            ua_known = blooms[4] & m == m
+            blooms[4] |= m
         prefix = ip_prefix(ev.source_ip)
         if prefix:
-            ip_known = self._seen_add(2, ev.source_ip)
-            prefix_known = self._seen_add(3, prefix)
-        else:
-            ip_known = prefix_known = True
-        bucket_known = self._seen_add(1, ev.bucket) if ev.bucket else True
+            m = _mask(2, ev.source_ip)
+            ip_known = blooms[2] & m == m
+            blooms[2] |= m
+            m = _mask(3, prefix)
+            prefix_known = blooms[3] & m == m
+            blooms[3] |= m
+        if ev.bucket:
+            m = _mask(1, ev.bucket)
+            bucket_known = blooms[1] & m == m
+            blooms[1] |= m
         hour_known = bool(self.how & how_bit)
         self.how |= how_bit
         if not first:
@@ -320,35 +356,28 @@ class Baseline:
             self.novel_origin_at = int(t)
 
         w = self.win
+        get = ev.is_get_object
+        bytes_out = ev.bytes_out
         w[EVT1] = w[EVT1] * d1 + 1.0
         w[EVT10] = w[EVT10] * d10 + 1.0
-        w[EVT60] = w[EVT60] * d60 + 1.0
-        w[EVT1440] = w[EVT1440] * d1440 + 1.0
-        g = 1.0 if ev.is_get_object else 0.0
-        w[GET1] = w[GET1] * d1 + g
-        w[GET10] = w[GET10] * d10 + g
-        w[GET60] = w[GET60] * d60 + g
-        w[BYT10] = w[BYT10] * d10 + ev.bytes_out
-        w[BYT60] = w[BYT60] * d60 + ev.bytes_out
-        e = 1.0 if ev.error_code else 0.0
-        w[ERR10] = w[ERR10] * d10 + e
-        w[ERR1440] = w[ERR1440] * d1440 + e
-        n = 1.0 if api_novel else 0.0
-        w[NOV10] = w[NOV10] * d10 + n
-        w[NOV60] = w[NOV60] * d60 + n
+        w[GET10] = w[GET10] * d10 + (1.0 if get else 0.0)
+        w[BYT10] = w[BYT10] * d10 + bytes_out
+        w[BYT60] = w[BYT60] * d60 + bytes_out
+        w[ERR10] = w[ERR10] * d10 + (1.0 if ev.error_code else 0.0)
+        w[NOV10] = w[NOV10] * d10 + (1.0 if api_novel else 0.0)
         w[DEL10] = w[DEL10] * d10 + (1.0 if ev.is_delete else 0.0)
-        off = 1.0 if g and hours_total and hour_share < OFF_HOURS_SHARE else 0.0
+        off = 1.0 if get and hours_total and hour_share < OFF_HOURS_SHARE else 0.0
         w[OFF60] = w[OFF60] * d60 + off
 
-        now = (w[EVT1], w[EVT10], w[GET10], w[GET60], w[BYT10], w[BYT60], w[DEL10], w[NOV10], w[ERR10])
+        now = (w[EVT1], w[EVT10], w[GET10], w[BYT10], w[BYT60], w[DEL10], w[NOV10], w[ERR10])
         cand = self.cand
         for i, value in enumerate(now):
             if value > cand[i]:
                 cand[i] = value
 
-        if self.hours[hour] >= 255:
-            self.hours = bytearray(h >> 1 for h in self.hours)
-        self.hours[hour] += 1
+        if hours[hour] >= 255:
+            hours = self.hours = bytearray(h >> 1 for h in hours)
+        hours[hour] += 1
         self.total += 1
 
         b_get10 = b_bytes10 = b_get1h = 0.0
@@ -365,15 +394,7 @@ class Baseline:
             bucket_novel,
             hour_novel,
             hour_share,
-            now[0],
-            now[1],
-            now[2],
-            now[3],
-            now[4],
-            now[5],
-            now[6],
-            now[7],
-            now[8],
+            *now,
             peaks_before,
             t - self.first_seen,
             self.total - 1,
@@ -381,7 +402,7 @@ class Baseline:
             b_bytes10,
             b_get1h,
             b_age,
-            distinct_before,
+            blooms_before,
             t - self.novel_origin_at if self.novel_origin_at else math.inf,
             w[OFF60],
         )
@@ -395,9 +416,12 @@ class Baseline:
             val[3 * s] *= d10
             val[3 * s + 1] *= d10
             val[3 * s + 2] *= d60
-        slot = next((s for s in range(N_RECENT) if key[2 * s] == h), -1)
-        if slot < 0:
-            slot = min(range(N_RECENT), key=lambda s: val[3 * s + 2])
+        if key[0] == h:
+            slot = 0
+        elif key[2] == h:
+            slot = 1
+        else:
+            slot = 0 if val[2] <= val[5] else 1  # evict the slot with fewer reads this hour
             key[2 * slot] = h
             # A bucket the filter already knew was first read before the slot existed.
             key[2 * slot + 1] = 0 if known else int(t)
@@ -408,3 +432,7 @@ class Baseline:
         val[3 * slot + 2] += g
         first = key[2 * slot + 1]
         return val[3 * slot], val[3 * slot + 1], val[3 * slot + 2], (t - first if first else math.inf)
+
+
+_ARRAYS = (("f", N_WIN), ("f", len(PEAKS)), ("f", len(PEAKS)), ("f", 3 * N_RECENT), ("I", 2 * N_RECENT))
+assert N_RECENT == 2  # _recent_bucket's slot lookup is unrolled for two slots

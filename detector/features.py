@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from detector.baseline import BLOOMS, PEAKS, Observation
+from detector.baseline import P_BYT60, P_DEL10, P_ERR10, P_EVT1, P_EVT10, P_GET10, P_NOV10, Observation
 from detector.event import Event
 from detector.principal import HUMAN
 
@@ -52,8 +52,6 @@ FEATURES: tuple[Feature, ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 N_FEATURES = len(FEATURES)
-_PEAK = {name: i for i, name in enumerate(PEAKS)}
-_DISTINCT = {name: i for i, (name, _) in enumerate(BLOOMS)}
 _DAY = 86400.0
 
 
@@ -71,14 +69,14 @@ def row(ev: Event, obs: Observation) -> list[float]:
         float(obs.bucket_novel),
         float(obs.hour_novel),
         1.0 - obs.hour_share,
-        log1p(obs.evt1m) - log1p(p[0]),
-        log1p(obs.evt10m) - log1p(p[1]),
-        log1p(obs.get10m) - log1p(p[2]),
-        log1p(obs.bytes1h) - log1p(p[5]),
-        log1p(obs.del10m) - log1p(p[6]),
+        log1p(obs.evt1m) - log1p(p[P_EVT1]),
+        log1p(obs.evt10m) - log1p(p[P_EVT10]),
+        log1p(obs.get10m) - log1p(p[P_GET10]),
+        log1p(obs.bytes1h) - log1p(p[P_BYT60]),
+        log1p(obs.del10m) - log1p(p[P_DEL10]),
         log1p(obs.nov10m),
         1.0 if ev.error_code else 0.0,
-        log1p(obs.err10m) - log1p(p[8]),
+        log1p(obs.err10m) - log1p(p[P_ERR10]),
         log1p(new_bucket_reads),
         log1p(max(obs.age_s, 0.0) / _DAY),
         log1p(obs.total),
@@ -91,22 +89,22 @@ def baseline_value(name: str, obs: Observation) -> str:
     d = obs.distinct
     p = obs.peaks
     refs = {
-        "api_novel": f"{d[_DISTINCT['api']]} APIs seen before",
-        "ip_novel": f"{d[_DISTINCT['ip']]} source IPs seen before",
-        "prefix_novel": f"{d[_DISTINCT['prefix']]} source networks seen before",
-        "ua_novel": f"{d[_DISTINCT['ua']]} user-agent families seen before",
-        "region_novel": f"{d[_DISTINCT['region']]} regions seen before",
-        "bucket_novel": f"{d[_DISTINCT['bucket']]} buckets seen before",
+        "api_novel": f"~{d('api')} APIs seen before",
+        "ip_novel": f"~{d('ip')} source IPs seen before",
+        "prefix_novel": f"~{d('prefix')} source networks seen before",
+        "ua_novel": f"~{d('ua')} user-agent families seen before",
+        "region_novel": f"~{d('region')} regions seen before",
+        "bucket_novel": f"~{d('bucket')} buckets seen before",
         "hour_novel": "never active in this hour of the week",
         "hour_rarity": f"{obs.hour_share:.1%} of activity in this hour",
-        "burst_1m": f"peak {p[_PEAK['evt1m']]:.0f} events/min",
-        "burst_10m": f"peak {p[_PEAK['evt10m']]:.0f} events/10 min",
-        "get_burst_10m": f"peak {p[_PEAK['get10m']]:.0f} GetObjects/10 min",
-        "bytes_burst_1h": f"peak {p[_PEAK['bytes1h']]:.0f} bytes/h",
-        "delete_burst_10m": f"peak {p[_PEAK['del10m']]:.0f} deletes/10 min",
-        "novel_api_10m": f"peak {p[_PEAK['nov10m']]:.0f} first-time APIs/10 min",
-        "error": f"peak {p[_PEAK['err10m']]:.0f} errors/10 min",
-        "error_burst_10m": f"peak {p[_PEAK['err10m']]:.0f} errors/10 min",
+        "burst_1m": f"peak {p[P_EVT1]:.0f} events/min",
+        "burst_10m": f"peak {p[P_EVT10]:.0f} events/10 min",
+        "get_burst_10m": f"peak {p[P_GET10]:.0f} GetObjects/10 min",
+        "bytes_burst_1h": f"peak {p[P_BYT60]:.0f} bytes/h",
+        "delete_burst_10m": f"peak {p[P_DEL10]:.0f} deletes/10 min",
+        "novel_api_10m": f"peak {p[P_NOV10]:.0f} first-time APIs/10 min",
+        "error": f"peak {p[P_ERR10]:.0f} errors/10 min",
+        "error_burst_10m": f"peak {p[P_ERR10]:.0f} errors/10 min",
         "new_bucket_reads_1h": "bucket first read less than a day ago",
         "principal_age": f"first seen {obs.age_s / _DAY:.1f} days ago",
         "history": f"{obs.total} events in baseline",

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from detector.baseline import STATE_FORMAT
 from detector.errors import DetectorError
 from detector.event import Event
 from detector.principal import Principal
@@ -111,6 +112,7 @@ def encode(cp: Checkpoint) -> bytes:
     header = orjson.dumps(
         {
             "format": FORMAT,
+            "state_format": STATE_FORMAT,
             "created": cp.created or time.time(),
             "source_id": cp.source_id,
             "positions": cp.positions,
@@ -138,6 +140,11 @@ def decode(data: bytes, origin: str = "checkpoint") -> Checkpoint:
     off += hlen
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{origin}: checkpoint format {header.get('format')} is not {FORMAT}")
+    if header.get("state_format", 1) != STATE_FORMAT:
+        raise CheckpointError(
+            f"{origin}: its baselines use state format {header.get('state_format', 1)}, this version reads "
+            f"{STATE_FORMAT}; delete the checkpoint to rebuild baselines from the source, or run the old version"
+        )
     sizes = header["sections"]
     store: dict[str, bytes] = {}
     end = off + sizes["store"]

@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 import orjson
 
 from detector.alert import Alert
+from detector.baseline import STATE_FORMAT
 from detector.decode import SAMPLE_LIMIT, check_event
 from detector.errors import SinkError
 from detector.event import Event
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "kafka"  # the metrics label for records read from the events topic
 ALERTS_TOPIC_SINK = "alerts_topic"  # the sink label for alerts acknowledged by the alerts topic
-STATE_TABLE = "principal-state"
+STATE_TABLE = f"principal-state-v{STATE_FORMAT}"  # a new baseline layout, a new changelog
 
 _HEADER = struct.Struct(">iq")  # events-topic partition and offset of the last record applied
 NOTHING_APPLIED = (-1, -1)
@@ -169,9 +170,7 @@ class BatchStore(MutableMapping[str, bytes]):
         # The core reads len() once per batch for the principals gauge: keep it O(1).
         return len(self._data) + sum(1 for k, v in self._written.items() if v is not None and k not in self._data)
 
-    def commit(
-        self, owners: dict[str, tuple[int, int]], send: Callable[[int, str, bytes | None], None]
-    ) -> int:
+    def commit(self, owners: dict[str, tuple[int, int]], send: Callable[[int, str, bytes | None], None]) -> int:
         """Write the batch's state: to the local data and, via ``send``, to the changelog.
 
         ``owners`` maps each key seen in the batch to (partition, last offset). Keys whose

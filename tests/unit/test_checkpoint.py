@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import os
 import time
+import zlib
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector import simulate
-from detector.baseline import ENCODED_SIZE
+from detector.baseline import ENCODED_SIZE, STATE_FORMAT
 from detector.ingest import Ingest
 from detector.ordering import SeenIds
 from detector.pipeline import Detector
 from detector.runtime.checkpoint import (
     CURRENT,
+    MAGIC,
     PREVIOUS,
     Checkpoint,
     CheckpointError,
@@ -47,6 +50,18 @@ def _checkpoint(n: int = 3) -> Checkpoint:
         emitted=["abc:open:1", "abc:update:10"],
         created=123.0,
     )
+
+
+def test_a_checkpoint_with_another_baseline_layout_is_refused_with_the_way_out() -> None:
+    data = encode(_checkpoint())
+    # Rewrite the header as an older version wrote it (state format 1), keeping the CRC valid.
+    hlen = int.from_bytes(data[len(MAGIC) : len(MAGIC) + 4], "little")
+    header = orjson.loads(data[len(MAGIC) + 4 : len(MAGIC) + 4 + hlen])
+    header["state_format"] = STATE_FORMAT - 1
+    new_header = orjson.dumps(header)
+    body = MAGIC + len(new_header).to_bytes(4, "little") + new_header + data[len(MAGIC) + 4 + hlen : -4]
+    with pytest.raises(CheckpointError, match=r"state format .* delete the checkpoint"):
+        decode(body + zlib.crc32(body).to_bytes(4, "little"))
 
 
 def test_round_trip_is_exact() -> None:
