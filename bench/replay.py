@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from detector.cli import tune_gc
 from detector.decode import decode
 from detector.ingest import Ingest
 from detector.model import ModelArtifact
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--model", default="models/default")
     ap.add_argument("--workers", type=int, default=2, help="also time `replay --workers N` (0: skip)")
     args = ap.parse_args()
+    tune_gc()  # what `detector replay` does
 
     out = Path(args.dir)
     marker = out / f".events-{args.events}"

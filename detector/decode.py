@@ -177,12 +177,25 @@ def parse_event_time(value: str) -> float:
     ValueError
         If ``value`` is not a string or not an ISO 8601 date-time.
     """
-    if not isinstance(value, str):
-        raise ValueError(f"event time must be a string, got {type(value).__name__}")
-    moment = _fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    if type(value) is not str:
+        if not isinstance(value, str):
+            raise ValueError(f"event time must be a string, got {type(value).__name__}")
+        value = str(value)
+    seconds = _times.get(value)
+    if seconds is None:
+        moment = _fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+        if len(_times) >= _TIMES_MAX:
+            _times.clear()
+        _times[value] = seconds
+    return seconds
+
+
+# Thousands of events share each second: memoise the parse (a bounded cache, never state).
+_TIMES_MAX = 100_000
+_times: dict[str, float] = {}
 
 
 def check_event(obj: object) -> str | None:
@@ -508,7 +521,7 @@ def _is_ready(event: dict[str, Any]) -> bool:
     if type(value) is not str:
         return False
     try:
-        _fromisoformat(value)
+        parse_event_time(value)
     except ValueError:
         return False
     return True

@@ -30,7 +30,7 @@ def is_aws_source(ip: str) -> bool:
 _principals: dict[tuple[object, ...], Principal] = {}
 
 
-def _principal(raw: dict[str, Any]) -> Principal:
+def principal_of_raw(raw: dict[str, Any]) -> Principal:
     """``principal_of`` memoised on everything it reads (identity, user agent, accounts)."""
     ui = raw.get("userIdentity")
     if (
@@ -81,49 +81,53 @@ class Event:
     bucket: str
     object_key: str
     bytes_out: float
-
-    @property
-    def is_get_object(self) -> bool:
-        return self.name in S3_GET and self.service == "s3"
-
-    @property
-    def is_delete(self) -> bool:
-        return self.name in S3_DELETE and self.service == "s3"
+    is_get_object: bool  # s3:GetObject
+    is_delete: bool  # an S3 object or bucket delete
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> Event:
-        source = str(raw.get("eventSource") or "")
-        params = raw.get("requestParameters")
+        get = raw.get
+        source = get("eventSource") or ""
+        if type(source) is not str:
+            source = str(source)
+        service = source[:-14] if source.endswith(".amazonaws.com") else source
+        name = get("eventName") or ""
+        if type(name) is not str:
+            name = str(name)
+        params = get("requestParameters")
         bucket = key = ""
-        if isinstance(params, dict):
+        if type(params) is dict:
             b = params.get("bucketName")
             k = params.get("key")
-            bucket = b if isinstance(b, str) else ""
-            key = k[:MAX_KEY] if isinstance(k, str) else ""
-        extra = raw.get("additionalEventData")
+            bucket = b if type(b) is str else ""
+            key = k[:MAX_KEY] if type(k) is str else ""
+        extra = get("additionalEventData")
         bytes_out = 0.0
-        if isinstance(extra, dict):
+        if type(extra) is dict:
             v = extra.get("bytesTransferredOut")
-            if isinstance(v, int | float) and v > 0:
+            if (type(v) is int or type(v) is float) and v > 0:
                 bytes_out = float(v)
-        error = raw.get("errorCode")
-        ip = raw.get("sourceIPAddress")
-        ua = raw.get("userAgent")
-        mgmt = raw.get("managementEvent")
-        principal = _principal(raw)
+        error = get("errorCode")
+        ip = get("sourceIPAddress")
+        ua = get("userAgent")
+        principal = principal_of_raw(raw)
+        s3 = service == "s3"
+        # Positional, in field order: the keyword form costs ~1 us per event.
         return cls(
-            event_id=str(raw.get("eventID") or ""),
-            time=parse_event_time(raw["eventTime"]),
-            name=str(raw.get("eventName") or ""),
-            service=source[:-14] if source.endswith(".amazonaws.com") else source,
-            region=str(raw.get("awsRegion") or ""),
-            account_id=str(raw.get("recipientAccountId") or principal.account_id),
-            principal=principal,
-            source_ip=ip if isinstance(ip, str) else "",
-            user_agent=ua[:MAX_UA] if isinstance(ua, str) else "",
-            error_code=error if isinstance(error, str) else "",
-            is_data=raw.get("eventCategory") == "Data" or mgmt is False,
-            bucket=bucket,
-            object_key=key,
-            bytes_out=bytes_out,
+            str(get("eventID") or ""),
+            parse_event_time(raw["eventTime"]),
+            name,
+            service,
+            str(get("awsRegion") or ""),
+            str(get("recipientAccountId") or principal.account_id),
+            principal,
+            ip if type(ip) is str else "",
+            ua[:MAX_UA] if type(ua) is str else "",
+            error if type(error) is str else "",
+            get("eventCategory") == "Data" or get("managementEvent") is False,
+            bucket,
+            key,
+            bytes_out,
+            s3 and name in S3_GET,
+            s3 and name in S3_DELETE,
         )

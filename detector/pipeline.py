@@ -98,6 +98,13 @@ class Detector:
         self.metrics = metrics
         self.clock = clock
         self.model = model
+        # Decoded states of recently active principals, each with the bytes it was encoded to.
+        # Reused only while the store still holds exactly those bytes, so a store changed behind
+        # our back (a Faust table recovered from its changelog, a batch whose writes were never
+        # committed) is always re-read. Entries are taken out while a batch uses them: a batch
+        # that raises half-way leaves nothing half-updated behind. Saves decoding every busy
+        # principal in every batch.
+        self._states: dict[str, tuple[bytes, PrincipalState]] = {}
         self.configure(settings)
 
     def configure(self, settings: Settings) -> None:
@@ -105,6 +112,7 @@ class Detector:
         self.settings = settings
         self.resolver = ThresholdResolver(settings.detection)
         self.sensitive = frozenset(settings.detection.sensitive_apis)
+        self.sensitive_reads = frozenset(settings.detection.sensitive_reads)
         self.known_nets = [ipaddress.ip_network(c, strict=False) for c in settings.detection.known_cidrs]
         self._thresholds: dict[tuple[float, float], float] = {}
 
@@ -157,8 +165,11 @@ class Detector:
         thresholds: list[Thresholds | None] = [None] * n
         states: dict[str, PrincipalState] = {}
         store = self.store
+        cache = self._states
         for key, idxs in by_principal.items():
-            state = PrincipalState.decode(store.get(key))
+            data = store.get(key)
+            hit = cache.pop(key, None)
+            state = hit[1] if hit is not None and data is not None and hit[0] == data else PrincipalState.decode(data)
             states[key] = state
             p = fresh[idxs[0]].principal
             th = self.resolver.for_principal(key, p.role_arn, p.caller_class)
@@ -171,7 +182,7 @@ class Detector:
                 rows[i] = row(ev, obs)
                 observations[i] = obs
                 thresholds[i] = th
-                found = rule_findings(ev, obs, th, self.sensitive)
+                found = rule_findings(ev, obs, th, self.sensitive, self.sensitive_reads)
                 if found:
                     findings[i] = found
 
@@ -198,9 +209,14 @@ class Detector:
                     alert = self._raise(state, fresh[i], seen_obs, x[i], f)
                     if alert is not None:
                         alerts.append(alert)
+        limit = self.settings.pipeline.state_cache_principals
         for key, state in states.items():
             self._expire(state, fresh[by_principal[key][-1]].time)
-            store[key] = state.encode()
+            data = store[key] = state.encode()
+            if limit:
+                cache[key] = (data, state)  # inserted last: the cache evicts the least recently active
+        while len(cache) > limit:
+            del cache[next(iter(cache))]
 
         if self.metrics is not None:
             self._observe_metrics(fresh, scores, alerts, duplicates, time.perf_counter() - started)

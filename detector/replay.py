@@ -22,6 +22,7 @@ from detector.event import Event
 from detector.ingest import Ingest
 from detector.ordering import Reorder
 from detector.pipeline import BatchResult, Detector
+from detector.principal import Principal
 from detector.sources.file import iter_file_blobs, iter_stdin_blobs
 
 
@@ -108,12 +109,11 @@ def run_replay(
     on_result: Callable[[list[Event], BatchResult], None] | None = None,
     on_alerts: Callable[[list[Alert]], None] | None = None,
     progress: Progress | None = None,
-    keep: Callable[[Event], bool] | None = None,
 ) -> Summary:
     """Drive every blob through the core in event-time order; returns the run summary.
 
-    ``keep`` selects this process's share of principals when a replay is split across
-    processes (``replay_parallel``); everything else is decoded and accounted for, not scored.
+    ``Ingest(keep=...)`` selects this process's share of principals when a replay is split
+    across processes (``replay_parallel``); the rest is decoded and accounted for, not scored.
     """
     summary = Summary()
     started = time.perf_counter()
@@ -134,8 +134,6 @@ def run_replay(
 
     for data, position, source in inputs:
         events = ingest.blob(data, position, source)
-        if keep is not None:
-            events = [ev for ev in events if keep(ev)]
         pending.extend(reorder.push(events))
         while len(pending) >= batch_size:
             run_batch(pending[:batch_size])
@@ -196,10 +194,10 @@ class ParallelResult:
     principals: int
 
 
-def _share(workers: int, index: int) -> Callable[[Event], bool]:
+def _share(workers: int, index: int) -> Callable[[Principal], bool]:
     from detector.baseline import stable_hash
 
-    return lambda ev: stable_hash(ev.principal.key) % workers == index
+    return lambda p: stable_hash(p.key) % workers == index
 
 
 def _replay_worker(
@@ -229,11 +227,10 @@ def _replay_worker(
         summary = run_replay(
             open_inputs(specs, endpoint_url),
             detector,
-            Ingest(dead=dead),
+            Ingest(dead=dead, keep=_share(workers, index)),
             settings.pipeline.allowed_lateness_s,
             settings.pipeline.batch_size,
             on_alerts=collect,
-            keep=_share(workers, index),
         )
     finally:
         dead.close()
