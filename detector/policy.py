@@ -15,7 +15,9 @@ the model. Rules here are explicit and explainable:
   with a new client: its credentials were taken off the workload (the flaws2 and OTRF
   real attacks look exactly like this).
 * ``sensitive_api_first_use``: a sensitive API (sharing snapshots, bucket policies, trail
-  changes, new credentials, ...) this principal never called before.
+  changes, new credentials, ...) this principal never called before. Credential reads
+  (``GetSecretValue``, ...) are routine the first time too, so they also need something else
+  off: a new network or client, an hour the principal is never active, or a failed call.
 * ``unusual_data_access`` / ``anomalous_activity``: the forest's score above the
   threshold, for a principal old enough to have a baseline, with enough individually
   unusual features to explain it.
@@ -25,12 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detector.baseline import OFF_HOURS_SHARE, PEAKS, Observation, ua_family
+from detector.baseline import OFF_HOURS_SHARE, P_BYT10, P_DEL10, P_GET10, Observation, ua_family
 from detector.event import Event
 from detector.principal import AUTOMATION
 from detector.settings import Burst, Thresholds
 
-_P = {name: i for i, name in enumerate(PEAKS)}
 _DAY = 86400.0
 # A feature counts as "unusual" in an explanation when at most ~0.3% of training rows are as
 # extreme (surprise = -log10(tail) >= 2.5). At 1% (2.0), a failed call at an odd hour was enough.
@@ -72,19 +73,24 @@ def _burst(
     return None
 
 
-def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozenset[str]) -> list[Finding]:
+# The novelty features that corroborate a burst, for each (prefix, ua, bucket) combination.
+_NOVELTY: tuple[tuple[str, ...], ...] = tuple(
+    tuple(name for bit, name in ((4, "prefix_novel"), (2, "ua_novel"), (1, "bucket_novel")) if i & bit)
+    for i in range(8)
+)
+
+
+def rule_findings(
+    ev: Event,
+    obs: Observation,
+    th: Thresholds,
+    sensitive: frozenset[str],
+    sensitive_reads: frozenset[str] = frozenset(),
+) -> list[Finding]:
     """Explicit detectors for one event. Cheap: float compares on the observation."""
     out: list[Finding] = []
     p = obs.peaks
-    novelty = [
-        name
-        for name, flag in (
-            ("prefix_novel", obs.prefix_novel),
-            ("ua_novel", obs.ua_novel),
-            ("bucket_novel", obs.bucket_novel),
-        )
-        if flag
-    ]
+    novelty = _NOVELTY[4 * obs.prefix_novel + 2 * obs.ua_novel + obs.bucket_novel]
     off_hours = obs.total >= th.min_history_events and obs.hour_share < OFF_HOURS_SHARE
     # A bucket new to an established principal (first read within the day, after its warm-up):
     # a new starter reads new buckets, an established one rarely starts draining one.
@@ -93,7 +99,7 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
     new_origin = obs.origin_age_s < 3600.0 and obs.total >= th.min_history_events
     corroborated = bool(novelty) or off_hours or new_bucket or new_origin
     if ev.is_get_object:
-        hit = _burst(obs.get10m, obs.bytes10m, p[_P["get10m"]], p[_P["bytes10m"]], th.getobject_burst, corroborated)
+        hit = _burst(obs.get10m, obs.bytes10m, p[P_GET10], p[P_BYT10], th.getobject_burst, corroborated)
         if hit is not None:
             out.append(
                 Finding(
@@ -101,15 +107,15 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
                     hit[0],
                     hit[1],
                     ("get_burst_10m", "bytes_burst_1h", *novelty),
-                    f"read {hit[2]} in ~10 min, against its own peak of {p[_P['get10m']]:.0f} objects",
+                    f"read {hit[2]} in ~10 min, against its own peak of {p[P_GET10]:.0f} objects",
                 )
             )
         elif ev.bucket:
             hit = _burst(
                 obs.bucket_get10m,
                 obs.bucket_bytes10m,
-                p[_P["get10m"]],
-                p[_P["bytes10m"]],
+                p[P_GET10],
+                p[P_BYT10],
                 th.bucket_burst,
                 corroborated,
             )
@@ -148,7 +154,7 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
                 )
             )
     elif ev.is_delete:
-        hit = _burst(obs.del10m, 0.0, p[_P["del10m"]], 0.0, th.delete_burst, corroborated)
+        hit = _burst(obs.del10m, 0.0, p[P_DEL10], 0.0, th.delete_burst, corroborated)
         if hit is not None:
             out.append(
                 Finding(
@@ -156,7 +162,7 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
                     hit[0],
                     hit[1],
                     ("delete_burst_10m",),
-                    f"deleted {obs.del10m:.0f} S3 objects in ~10 min, against its own peak of {p[_P['del10m']]:.0f}",
+                    f"deleted {obs.del10m:.0f} S3 objects in ~10 min, against its own peak of {p[P_DEL10]:.0f}",
                 )
             )
     if (
@@ -188,7 +194,12 @@ def rule_findings(ev: Event, obs: Observation, th: Thresholds, sensitive: frozen
                 f"called {obs.nov10m:.0f} APIs it never used before within ~10 min",
             )
         )
-    if th.sensitive_first_use and ev.name in sensitive and (obs.api_novel or obs.total == 0):
+    if (
+        th.sensitive_first_use
+        and ev.name in sensitive
+        and (obs.api_novel or obs.total == 0)
+        and (ev.name not in sensitive_reads or novelty or off_hours or new_origin or ev.error_code)
+    ):
         out.append(
             Finding(
                 "sensitive_api_first_use",

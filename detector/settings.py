@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from detector.errors import ConfigError
 from detector.principal import CALLER_CLASSES
@@ -40,8 +40,11 @@ class Burst(_Model):
     min_bytes: float = Field(20e9, ge=0, description="bytes in ~10 min that fire on their own")
     multiplier: float = Field(4.0, ge=1, description="how far above the principal's own peak")
     corroborated_factor: float = Field(
-        0.25, gt=0, le=1, description="floors scale by this when the burst also comes from a new network, "
-        "client or bucket, or outside the principal's hours"
+        0.25,
+        gt=0,
+        le=1,
+        description="floors scale by this when the burst also comes from a new network, "
+        "client or bucket, or outside the principal's hours",
     )
 
 
@@ -56,7 +59,7 @@ class Thresholds(_Model):
     min_history_events: int = Field(100, ge=0, description="events before anomaly alerts are allowed")
     min_age_hours: float = Field(48, ge=0, description="principal age before anomaly alerts are allowed")
     getobject_burst: Burst = Burst()
-    bucket_burst: Burst = Burst(min_objects=400, min_bytes=10e9, multiplier=4.0)
+    bucket_burst: Burst = Burst(min_objects=400, min_bytes=20e9, multiplier=4.0)
     delete_burst: Burst = Burst(min_objects=100, min_bytes=0, multiplier=4.0)
     new_bucket_drain_objects: float = Field(
         25, ge=1, description="GetObjects in ~1 h from a bucket first read < 24 h ago"
@@ -108,6 +111,7 @@ DEFAULT_SENSITIVE = (
     "PutPublicAccessBlock",
     "DeleteBucketPolicy",
     "PutBucketReplication",
+    "PutBucketVersioning",  # suspending versioning is how ransomware makes its deletes stick
     "StopLogging",
     "DeleteTrail",
     "UpdateTrail",
@@ -139,6 +143,10 @@ DEFAULT_SENSITIVE = (
 )
 
 
+# Reading a secret is how people and jobs start using one: on its own, a first read is routine.
+DEFAULT_SENSITIVE_READS = ("GetSecretValue", "BatchGetSecretValue", "GetPasswordData")
+
+
 class Detection(_Model):
     defaults: Thresholds = Thresholds()
     classes: dict[CallerClass, dict[str, Any]] = Field(
@@ -151,7 +159,19 @@ class Detection(_Model):
     )
     overrides: tuple[Override, ...] = ()
     sensitive_apis: tuple[str, ...] = DEFAULT_SENSITIVE
+    sensitive_reads: tuple[str, ...] = Field(
+        DEFAULT_SENSITIVE_READS,
+        description="sensitive APIs that read credentials people use routinely: their first use alerts only "
+        "with something else off (new network or client, outside the principal's hours, a failed call)",
+    )
     known_cidrs: tuple[str, ...] = Field((), description="source networks treated as known (corporate VPN)")
+
+    @model_validator(mode="after")
+    def _reads_are_sensitive(self) -> Detection:
+        stray = sorted(set(self.sensitive_reads) - set(self.sensitive_apis))
+        if stray:
+            raise ValueError(f"sensitive_reads must also be in sensitive_apis; not there: {', '.join(stray)}")
+        return self
 
 
 class Alerts(_Model):
@@ -161,7 +181,10 @@ class Alerts(_Model):
 
 
 class Pipeline(_Model):
-    batch_size: int = Field(2048, ge=1, le=1_000_000)
+    batch_size: int = Field(4096, ge=1, le=1_000_000)
+    state_cache_principals: int = Field(
+        20_000, ge=0, description="decoded baselines kept between batches (~1.5 kB each); the store holds bytes"
+    )
     max_batch_delay_s: float = Field(0.03, gt=0, description="flush a partial batch after this long")
     allowed_lateness_s: float = Field(600, ge=0, description="reorder window in event time")
     dedup_window_s: float = Field(3600, ge=0, description="eventIDs remembered for deduplication")

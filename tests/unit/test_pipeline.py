@@ -101,6 +101,19 @@ def test_sensitive_api_first_use_fires_once_and_not_for_routine_use(tmp_path: Pa
     assert "StopLogging" in new[0].summary
 
 
+def test_a_first_secret_read_alerts_only_when_something_else_is_off(tmp_path: Path) -> None:
+    det = Detector(_settings(tmp_path), None, store={})
+    assert _run(det, _history()) == []
+    later = T0 + 5 * DAY + 2 * HOUR
+    read = {"name": "GetSecretValue", "source": "secretsmanager.amazonaws.com"}
+    assert _run(det, [event(**read, t=later)]) == []  # usual network, client and hour: routine
+    other = Detector(_settings(tmp_path), None, store={})
+    _run(other, _history())
+    stolen = _run(other, [event(**read, t=later, ip="198.51.100.77", ua="curl/8.1.2")])
+    assert [a.kind for a in stolen] == ["sensitive_api_first_use"]
+    assert {"prefix_novel", "ua_novel"} <= {e.feature for e in stolen[0].explanation}
+
+
 def test_recon_burst_needs_a_baseline(tmp_path: Path) -> None:
     det = Detector(_settings(tmp_path), None, store={})
     _run(det, _history())
@@ -272,3 +285,20 @@ def test_results_do_not_depend_on_batch_size(tmp_path: Path, batch: int) -> None
     det = Detector(_settings(tmp_path), None, store={})
     assert {(a.alert_id, a.status, a.event_count) for a in _run(det, evs, batch)} == ref_alerts
     assert det.store == ref.store
+
+
+def test_the_decoded_state_cache_never_changes_answers_and_follows_the_store(tmp_path: Path) -> None:
+    events = _history(3)
+    stores: list[dict[str, bytes]] = []
+    for yaml in ("pipeline: {state_cache_principals: 0}\n", ""):
+        store: dict[str, bytes] = {}
+        _run(Detector(_settings(tmp_path, yaml), None, store=store), events, batch=50)
+        stores.append(store)
+    assert stores[0] == stores[1]
+
+    det = Detector(_settings(tmp_path), None, store={})
+    _run(det, events[:100])
+    key = events[0].principal.key
+    det.store[key] = PrincipalState.decode(None).encode()  # replaced behind the detector's back
+    _run(det, events[100:101])
+    assert PrincipalState.decode(det.store[key]).baseline.total == 1
