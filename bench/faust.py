@@ -7,6 +7,8 @@ other so each has the machine to itself:
 
 * bare:        an aiokafka consumer reading the topic and splitting records into events
                (no decoding): the transport ceiling;
+* bare+parse:  the same consumer also parsing each event's JSON (``orjson.loads``): the floor
+               for any consumer of a JSON topic, as gunzip + orjson is for ``bench/replay.py``;
 * bare+core:   the same consumer doing the worker's work without Faust: per ``getmany`` batch,
                ``parse_record`` + ``Detector.process`` on a dict store (no changelog, no alerts
                topic): the ceiling for any runtime on this core;
@@ -35,6 +37,7 @@ import uuid
 from pathlib import Path
 
 import orjson
+from orjson import loads
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -102,8 +105,9 @@ def consumer(bootstrap: str, topic: str, take: int):
     )
 
 
-async def bare(bootstrap: str, topic: str, n: int, take: int, detector: Detector | None) -> float:
-    """Events/s from the first record to the n-th event; scores them when ``detector`` is given."""
+async def bare(bootstrap: str, topic: str, n: int, take: int, detector: Detector | None, parse: bool = False) -> float:
+    """Events/s from the first record to the n-th event; parses each event's JSON when ``parse``,
+    and scores them when ``detector`` is given."""
     c = consumer(bootstrap, topic, take)
     await c.start()
     seen = 0
@@ -115,8 +119,18 @@ async def bare(bootstrap: str, topic: str, n: int, take: int, detector: Detector
                 continue
             if not started:
                 started = time.perf_counter()
-            if detector is None:
+            if detector is None and not parse:
                 seen += sum(m.value.count(b"\n") + 1 for msgs in batch.values() for m in msgs if m.value)
+                continue
+            if detector is None:
+                seen += sum(
+                    1
+                    for msgs in batch.values()
+                    for m in msgs
+                    if m.value
+                    for line in m.value.split(b"\n")
+                    if loads(line)
+                )
                 continue
             events = [
                 ev
@@ -222,12 +236,15 @@ def main() -> None:
 
         rate_bare = asyncio.run(bare(bootstrap, topic, args.events, take, None))
         print(f"bare:       {rate_bare:10,.0f} ev/s  (aiokafka getmany, read only)", flush=True)
+        rate_parse = asyncio.run(bare(bootstrap, topic, args.events, take, None, parse=True))
+        print(f"bare+parse: {rate_parse:10,.0f} ev/s  (aiokafka getmany + orjson.loads per event)", flush=True)
         detector = Detector(settings, model, store={})
         rate_core = asyncio.run(bare(bootstrap, topic, args.events, take, detector))
         print(f"bare+core:  {rate_core:10,.0f} ev/s  (aiokafka getmany + parse + Detector.process)", flush=True)
         rate_worker = faust_worker(work / "worker.yaml", args.events, args.timeout)
         print(f"worker:     {rate_worker:10,.0f} ev/s  (detector worker: Faust, changelog table)", flush=True)
-        print(f"worker / bare      = {rate_worker / rate_bare:6.1%}")
+        print(f"worker / bare      = {rate_worker / rate_bare:6.1%}   (goal >= 50%)")
+        print(f"worker / bare+parse= {rate_worker / rate_parse:6.1%}")
         print(f"worker / bare+core = {rate_worker / rate_core:6.1%}")
     finally:
         if broker is not None:
