@@ -69,7 +69,10 @@ def train_model(out: Path) -> ModelArtifact:
     return artifact
 
 
-def settings_for(bootstrap: str, topic: str, partitions: int, state: Path, model: Path, group: str) -> dict:
+def settings_for(
+    bootstrap: str, topic: str, partitions: int, state: Path, model: Path, group: str, take: int | None
+) -> dict:
+    kafka_take = {} if take is None else {"take_records": take}
     return {
         "model": str(model),
         "state_dir": str(state),
@@ -85,6 +88,7 @@ def settings_for(bootstrap: str, topic: str, partitions: int, state: Path, model
             "session_timeout_s": 10,
             "rebalance_timeout_s": 20,
             "standby_replicas": 0,
+            **kafka_take,
         },
     }
 
@@ -198,6 +202,7 @@ def main() -> None:
     ap.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: start tansu)")
     ap.add_argument("--model", help="model artifact (default: models/default, else train one)")
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--take", type=int, help="kafka.take_records for the worker (default: the config default)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-faust-"))
@@ -216,7 +221,8 @@ def main() -> None:
         model = ModelArtifact.load(model_dir)
 
         topic = f"bench-{uuid.uuid4().hex[:8]}"
-        config = settings_for(bootstrap, topic, args.partitions, work / "state", model_dir, f"{topic}-workers")
+        group = f"{topic}-workers"
+        config = settings_for(bootstrap, topic, args.partitions, work / "state", model_dir, group, args.take)
         (work / "worker.yaml").write_bytes(orjson.dumps(config))  # JSON is YAML
         settings = settings_mod.load(work / "worker.yaml", env={})
         take = settings.kafka.take_records
