@@ -267,7 +267,14 @@ class Bridge:
                 if self.health is not None:
                     self.health.tick()
             with contextlib.suppress(KafkaUnavailable):
-                await self._checkpoint()  # what is safe; events still held are read again next time
+                if stop.is_set():
+                    # A requested stop (SIGTERM, a deploy) drains the reorder buffer first, so the
+                    # stored positions cover every event read and the next start re-sends none:
+                    # workers restarted in the same deploy have lost their eventID memory and
+                    # would count a re-sent event twice. An event older than the drained ones
+                    # that arrives after the restart is scored as late instead.
+                    await self._send(self.reorder.flush())
+                await self._checkpoint()  # what is safe; if Kafka is down, held events are read again
         finally:
             self.source.stop()
             self.summary.seconds = self.clock() - started

@@ -191,3 +191,4 @@ def test_restart_resumes_after_the_stored_positions(
     resumed = second.event_ids()
     assert set(first.event_ids()) | set(resumed) == expected, "nothing lost over the restart"
     assert len(resumed) < len(expected), "the second run resumed, it did not start over"
+    assert not set(first.event_ids()) & set(resumed), "a graceful stop drains, so nothing is sent twice"
