@@ -133,7 +133,7 @@ async def bare(bootstrap: str, topic: str, n: int, take: int, detector: Detector
                     for m in msgs
                     if m.value
                     for line in m.value.split(b"\n")
-                    if loads(line)
+                    if line and loads(line) is not None
                 )
                 continue
             events = [

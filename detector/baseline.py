@@ -281,7 +281,9 @@ class Baseline:
         return b
 
     # -- the update ----------------------------------------------------------------------
-    def observe(self, ev: Event) -> Observation:
+    def observe(self, ev: Event, known_network: bool = False) -> Observation:
+        """Add ``ev``; ``known_network``: its source is a configured known network (corporate
+        VPN egress), never novel and never a new origin."""
         t = ev.time
         first = self.total == 0
         dt = t - self.last_time if not first else 0.0
@@ -331,7 +333,7 @@ class Baseline:
             m = _mask(4, ua_family(ev.user_agent))
             ua_known = blooms[4] & m == m
             blooms[4] |= m
-        prefix = ip_prefix(ev.source_ip)
+        prefix = "" if known_network else ip_prefix(ev.source_ip)
         if prefix:
             m = _mask(2, ev.source_ip)
             ip_known = blooms[2] & m == m

@@ -114,6 +114,7 @@ class Detector:
         self.sensitive = frozenset(settings.detection.sensitive_apis)
         self.sensitive_reads = frozenset(settings.detection.sensitive_reads)
         self.known_nets = [ipaddress.ip_network(c, strict=False) for c in settings.detection.known_cidrs]
+        self._known_ips: dict[str, bool] = {}  # source IP -> in a known network (a cache)
         self._thresholds: dict[tuple[float, float], float] = {}
 
     def set_model(self, model: ModelArtifact | None) -> None:
@@ -138,13 +139,18 @@ class Detector:
         return value
 
     def _known_source(self, ip: str) -> bool:
-        if not self.known_nets:
-            return False
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(addr in net for net in self.known_nets)
+        known = self._known_ips.get(ip)
+        if known is None:
+            try:
+                addr = ipaddress.ip_address(ip)
+            except ValueError:
+                known = False
+            else:
+                known = any(addr in net for net in self.known_nets)
+            if len(self._known_ips) >= 100_000:
+                self._known_ips.clear()
+            self._known_ips[ip] = known
+        return known
 
     # -- the batch ------------------------------------------------------------------------
     def process(self, events: Sequence[Event]) -> BatchResult:
@@ -166,6 +172,7 @@ class Detector:
         states: dict[str, PrincipalState] = {}
         store = self.store
         cache = self._states
+        known_nets = bool(self.known_nets)
         for key, idxs in by_principal.items():
             data = store.get(key)
             hit = cache.pop(key, None)
@@ -176,9 +183,7 @@ class Detector:
             observe = state.baseline.observe
             for i in idxs:
                 ev = fresh[i]
-                obs = observe(ev)
-                if (obs.ip_novel or obs.prefix_novel) and self._known_source(ev.source_ip):
-                    obs.ip_novel = obs.prefix_novel = False
+                obs = observe(ev, known_nets and self._known_source(ev.source_ip))
                 rows[i] = row(ev, obs)
                 observations[i] = obs
                 thresholds[i] = th

@@ -17,7 +17,8 @@ the model. Rules here are explicit and explainable:
 * ``sensitive_api_first_use``: a sensitive API (sharing snapshots, bucket policies, trail
   changes, new credentials, ...) this principal never called before. Credential reads
   (``GetSecretValue``, ...) are routine the first time too, so they also need something else
-  off: a new network or client, an hour the principal is never active, or a failed call.
+  off: a new network or client (now or within the hour), an hour holding < 2% of the
+  principal's activity, or a failed call.
 * ``unusual_data_access`` / ``anomalous_activity``: the forest's score above the
   threshold, for a principal old enough to have a baseline, with enough individually
   unusual features to explain it.

@@ -114,6 +114,17 @@ def test_a_first_secret_read_alerts_only_when_something_else_is_off(tmp_path: Pa
     assert {"prefix_novel", "ua_novel"} <= {e.feature for e in stolen[0].explanation}
 
 
+def test_known_networks_are_never_novel_nor_corroborate(tmp_path: Path) -> None:
+    det = Detector(_settings(tmp_path, "detection:\n  known_cidrs: [198.51.100.0/22]\n"), None, store={})
+    _run(det, _history())
+    later = T0 + 5 * DAY + 2 * HOUR
+    read = {"name": "GetSecretValue", "source": "secretsmanager.amazonaws.com"}
+    assert _run(det, [event(**read, t=later, ip="198.51.101.7")]) == []  # the VPN, not a new network
+    result = det.process([event(name="ListBuckets", t=later + 60, ip="198.51.102.9")])
+    assert result.scores.size == 1
+    assert result.features[0][1] == 0.0 and result.features[0][2] == 0.0  # ip_novel, prefix_novel
+
+
 def test_recon_burst_needs_a_baseline(tmp_path: Path) -> None:
     det = Detector(_settings(tmp_path), None, store={})
     _run(det, _history())

@@ -85,3 +85,13 @@ def test_suppression_requires_reason_and_expiry(tmp_path: Path) -> None:
     f.write_text("suppressions:\n  - {kind: recon_burst, principal: '*'}\n")
     with pytest.raises(ConfigError, match=r"suppressions\.0\.(until|reason)"):
         load(f, env={})
+
+
+def test_sensitive_reads_must_be_sensitive_only_when_given(tmp_path: Path) -> None:
+    own = tmp_path / "own.yaml"
+    own.write_text("detection:\n  sensitive_apis: [StopLogging, DeleteTrail]\n")
+    assert load(own, env={}).detection.sensitive_apis == ("StopLogging", "DeleteTrail")  # default reads: ignored
+    stray = tmp_path / "stray.yaml"
+    stray.write_text("detection:\n  sensitive_apis: [StopLogging]\n  sensitive_reads: [GetSecretValue]\n")
+    with pytest.raises(ConfigError, match=r"stray\.yaml: detection: .*not there: GetSecretValue"):
+        load(stray, env={})
