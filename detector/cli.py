@@ -105,6 +105,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     model_path = args.model or (str(settings.model) if settings.model.exists() else None)
     model = _load_model(model_path, required=False)
     if args.workers > 1:
+        if args.state_out:
+            raise ConfigError("--state-out needs one process: the baselines of --workers > 1 stay in the workers")
         return _replay_parallel(args, settings, model_path, model)
     out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
     dead = DeadLetters(Path(args.dead_letters) if args.dead_letters else None)
@@ -132,6 +134,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     result = summary.to_dict()
     result["model"] = model.version if model is not None else None
     result["principals"] = len(detector.store)
+    if args.state_out:
+        from detector.runtime.checkpoint import LocalCheckpointStore, seed
+
+        origin = ",".join(args.inputs)
+        size = LocalCheckpointStore(Path(args.state_out)).save(seed(detector.store, detector.seen.encode(), origin))
+        result["state_out"] = {"dir": args.state_out, "bytes": size}
     _print_summary(result)
     return 0
 
@@ -258,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--endpoint-url", help="S3 endpoint (emulators)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--workers", type=int, default=1, help="processes, each owning a share of principals (default 1)")
+    r.add_argument(
+        "--state-out",
+        metavar="DIR",
+        help="write the baselines as a checkpoint in DIR; `detector run` with state_dir DIR starts from them",
+    )
     common(r)
     r.set_defaults(func=cmd_replay)
 

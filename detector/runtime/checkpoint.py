@@ -186,6 +186,18 @@ def decode(data: bytes, origin: str = "checkpoint") -> Checkpoint:
     )
 
 
+SEED_SOURCE = "seed"  # the source_id of baselines written by `detector replay --state-out`
+
+
+def seed(store: Mapping[str, bytes], seen: bytes, origin: str) -> Checkpoint:
+    """A checkpoint holding only baselines (and eventIDs), for ``detector run`` to start from.
+
+    Its source differs from every live source, so the runtime keeps the baselines and starts
+    the source from its configured position.
+    """
+    return Checkpoint(source_id=f"{SEED_SOURCE}:{origin}", positions={}, store=dict(store), seen=seen)
+
+
 # -- the local file store -----------------------------------------------------------------------
 def _fsync_dir(path: Path) -> None:
     try:

@@ -52,7 +52,7 @@ from detector.metrics import Metrics
 from detector.model import ModelArtifact
 from detector.ordering import Reorder, SeenIds
 from detector.pipeline import Detector
-from detector.runtime.checkpoint import Checkpoint, CheckpointStore, LocalCheckpointStore
+from detector.runtime.checkpoint import SEED_SOURCE, Checkpoint, CheckpointStore, LocalCheckpointStore
 from detector.settings import Settings
 from detector.sinks import build_sinks
 from detector.sinks.base import Sink
@@ -343,6 +343,12 @@ class Runtime:
         self.pending_since = self.clock()
         self.reorder.restore(cp.held, cp.watermark_max_time, self.clock())
         self.emitted = Emitted(cp.emitted)
+        if cp.source_id.startswith(SEED_SOURCE + ":"):
+            log.info(
+                "starting from seeded baselines",
+                extra={"event": "checkpoint_seed", "was": cp.source_id, "principals": len(cp.store)},
+            )
+            return {}
         if cp.source_id != self.source_id:
             log.warning(
                 "checkpoint is from another source: keeping baselines, not positions",

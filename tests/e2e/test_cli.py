@@ -124,3 +124,34 @@ def test_run_refuses_a_bad_config_or_model_at_start_up(tmp_path: Path) -> None:
     cfg.write_text(f"model: {tmp_path / 'm'}\nstate_dir: {tmp_path / 's'}\nmetrics: {{port: 0}}\n")
     proc = _run("run", "--config", str(cfg))
     assert proc.returncode == 2 and b"unreadable manifest" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_run_starts_from_baselines_seeded_by_replay(tmp_path: Path) -> None:
+    """`replay --state-out` on history, then `run` on new traffic: a principal's routine
+    sensitive call is not its "first use", as it would be for a detector starting cold."""
+    policy = {"name": "PutBucketPolicy", "source": "s3.amazonaws.com"}
+    history = [cloudtrail(t=T0 + i * 60) for i in range(30)] + [cloudtrail(**policy, t=T0 + 1800)]
+    (tmp_path / "history.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in history))
+    later = [cloudtrail(t=T0 + 86400 + i * 60) for i in range(5)] + [cloudtrail(**policy, t=T0 + 86400 + 400)]
+    (tmp_path / "later.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in later))
+
+    def run_on_later(state: Path) -> list[str]:
+        cfg = tmp_path / f"{state.name}.yaml"
+        alerts = tmp_path / f"{state.name}-alerts.jsonl"
+        cfg.write_text(
+            f"model: {tmp_path / 'no-model'}\nstate_dir: {state}\nmetrics: {{port: 0}}\n"
+            f'source: {{kind: file, paths: ["{tmp_path / "later.jsonl"}"]}}\n'
+            f'sinks: [{{kind: file, path: "{alerts}"}}]\n'
+        )
+        proc = _run("run", "--once", "--config", str(cfg))
+        assert proc.returncode == 0, proc.stderr
+        return [orjson.loads(x)["kind"] for x in alerts.read_bytes().splitlines()] if alerts.exists() else []
+
+    assert run_on_later(tmp_path / "cold") == ["sensitive_api_first_use"]
+
+    seeded = tmp_path / "seeded"
+    proc = _run("replay", str(tmp_path / "history.jsonl"), "--state-out", str(seeded), "--alerts", "-", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert [orjson.loads(x)["kind"] for x in proc.stdout.splitlines()] == ["sensitive_api_first_use"]
+    assert orjson.loads(proc.stderr[proc.stderr.index(b"{") :])["state_out"]["bytes"] > 0
+    assert run_on_later(seeded) == []
