@@ -234,11 +234,6 @@ class Baseline:
         self.blooms = [0] * len(BLOOMS)
         self.how = 0
 
-    def distinct(self, name: str) -> int:
-        """Estimated distinct items of one kind (``api``, ``bucket``, ``ip``, ...) seen so far."""
-        idx = _BLOOM_INDEX[name]
-        return bloom_count(idx, self.blooms[idx])
-
     # -- serialisation -------------------------------------------------------------------
     def encode(self) -> bytes:
         parts = [

@@ -24,7 +24,7 @@ DEFAULT_CONFIG = Path("config/detector.yaml")
 # The pipeline allocates a few dozen short-lived objects per event (decoded JSON, Event,
 # Observation) next to a large, long-lived heap (baselines, the reorder buffer). With
 # CPython's default generation-0 threshold (700) a collection runs every ~20 events and the
-# full ones rescan that heap: ~40% of replay time (bench/replay.py). There are few reference
+# full ones rescan that heap: about a third of replay time (bench/replay.py). There are few reference
 # cycles to reclaim, so collect far less often.
 GC_THRESHOLDS = (50_000, 20, 100)
 
