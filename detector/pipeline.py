@@ -169,6 +169,7 @@ class Detector:
         observations: list[Observation | None] = [None] * n
         findings: list[list[Finding]] = [[] for _ in range(n)]
         thresholds: list[Thresholds | None] = [None] * n
+        cuts = [0.0] * n  # each event's anomaly-score threshold
         states: dict[str, PrincipalState] = {}
         store = self.store
         cache = self._states
@@ -180,6 +181,7 @@ class Detector:
             states[key] = state
             p = fresh[idxs[0]].principal
             th = self.resolver.for_principal(key, p.role_arn, p.caller_class)
+            cut = self.anomaly_threshold(th)
             observe = state.baseline.observe
             for i in idxs:
                 ev = fresh[i]
@@ -187,6 +189,7 @@ class Detector:
                 rows[i] = row(ev, obs)
                 observations[i] = obs
                 thresholds[i] = th
+                cuts[i] = cut
                 found = rule_findings(ev, obs, th, self.sensitive, self.sensitive_reads)
                 if found:
                     findings[i] = found
@@ -194,7 +197,7 @@ class Detector:
         x = np.array(rows, dtype=np.float64) if n else np.empty((0, N_FEATURES))
         scores = self.model.score(x) if self.model is not None and n else np.zeros(n)
         if self.model is not None and n:
-            thr = np.array([self.anomaly_threshold(t) for t in thresholds if t is not None])
+            thr = np.array(cuts)
             for i in np.flatnonzero(scores >= thr).tolist():
                 obs_i, th_i = observations[i], thresholds[i]
                 assert obs_i is not None and th_i is not None
