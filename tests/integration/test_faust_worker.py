@@ -334,6 +334,14 @@ def new_topic() -> str:
     return f"events-{uuid.uuid4().hex[:8]}"
 
 
+def first_half_on_a_new_topic(scenario: Scenario, tmp_path: Path) -> tuple[str, Path, int]:
+    """A new topic holding the first half of each partition; (topic, worker config, events in it)."""
+    topic = new_topic()
+    first = scenario.phase(0, 0.5)
+    produce(scenario.bootstrap, topic, first)
+    return topic, worker_config(scenario, tmp_path, topic, f"g-{topic}"), sum(count_events(r) for r in first.values())
+
+
 # -- the tests ----------------------------------------------------------------------------------
 def test_one_worker_same_alerts_as_replay_and_bad_records_dead_lettered(
     scenario: Scenario, workers: Callable[..., WorkerProcess], tmp_path: Path
@@ -392,12 +400,7 @@ def test_state_is_recovered_from_the_changelog(
     table was rebuilt from the changelog. After a crash, records after the last committed
     offset are redelivered; the offset kept with each principal's state must skip them.
     """
-    topic = new_topic()
-    first = scenario.phase(0, 0.5)
-    first_events = sum(count_events(r) for r in first.values())
-    produce(scenario.bootstrap, topic, first)
-    config = worker_config(scenario, tmp_path, topic, f"g-{topic}")
-
+    topic, config, first_events = first_half_on_a_new_topic(scenario, tmp_path)
     a = workers(config, "first")
     wait_until("the first half scored", lambda: a.scored() >= first_events, [a])
     if how == "crash":
@@ -468,11 +471,7 @@ def test_a_broker_outage_is_ridden_out_without_losing_or_double_counting(
     The worker must retry, rejoin its group and finish: every event scored exactly once and
     the alerts of the single-process replay.
     """
-    topic = new_topic()
-    first = scenario.phase(0, 0.5)
-    first_events = sum(count_events(r) for r in first.values())
-    produce(scenario.bootstrap, topic, first)
-    config = worker_config(scenario, tmp_path, topic, f"g-{topic}")
+    topic, config, first_events = first_half_on_a_new_topic(scenario, tmp_path)
     a = workers(config, "a")
     # Freeze mid-stream: batches in flight, changelog writes and offset commits unanswered.
     wait_until("a third of the first half scored", lambda: a.scored() >= first_events // 3, [a])
