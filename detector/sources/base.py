@@ -10,6 +10,7 @@ last committed positions and the core's eventID dedup absorbs the replay.
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -79,3 +80,15 @@ def drain(q: queue.Queue[T], timeout_s: float, enough: Callable[[], bool]) -> It
             item = q.get_nowait()
         except queue.Empty:
             return
+
+
+def put(q: queue.Queue[T], item: T, stop: threading.Event) -> bool:
+    """Queue ``item`` for ``poll`` from a reader thread, waiting while the queue is full;
+    False if ``stop`` was set first (the source is shutting down)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False

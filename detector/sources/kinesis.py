@@ -37,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from detector.errors import SourceError
 from detector.metrics import Metrics
-from detector.sources.base import Record, drain
+from detector.sources.base import Record, drain, put
 from detector.sources.s3 import explain_client_error
 
 log = logging.getLogger(__name__)
@@ -445,10 +445,4 @@ class KinesisSource:
         self._relist.set()
 
     def _put(self, item: list[Record] | str) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put(self._queue, item, self._stop)

@@ -39,7 +39,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from detector.errors import SourceError
-from detector.sources.base import Record, drain
+from detector.sources.base import Record, drain, put
 from detector.sources.s3 import explain_client_error, s3_client
 
 log = logging.getLogger(__name__)
@@ -357,13 +357,7 @@ class S3Source:
         yield from pool.map(get, refs)
 
     def _put(self, item: list[Record] | tuple[str, Any]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put(self._queue, item, self._stop)
 
     def _run(self, bases: list[str]) -> None:
         try:
