@@ -502,21 +502,10 @@ def _is_ready(event: dict[str, Any]) -> bool:
         or event.get("eventType") == _INSIGHT_EVENT_TYPE
     ):
         return False
-    value = event.get("requestParameters")
-    if value is not None and type(value) is not dict:
-        return False
-    value = event.get("responseElements")
-    if value is not None and type(value) is not dict:
-        return False
-    value = event.get("additionalEventData")
-    if value is not None and type(value) is not dict:
-        return False
-    value = event.get("resources")
-    if value is not None and type(value) is not list:
-        return False
-    value = event.get("errorCode")
-    if value is not None and type(value) is not str:
-        return False
+    for name, kind, _ in _OPTIONAL_FIELD_TYPES:  # the table _problem reports from
+        value = event.get(name)
+        if value is not None and type(value) is not kind:
+            return False
     value = event.get("eventTime")
     if type(value) is not str:
         return False
