@@ -8,8 +8,9 @@ The shape is sniffed from the bytes, never taken from a file name.
 Pure functions over bytes, no I/O. ``decode`` never raises on bad input: a bad blob or record
 becomes a ``Rejected`` with a bounded ``reason`` (a metric label), a ``position`` naming where
 it was, and escaped ``detail``/``sample`` strings that are safe to log; the good records next to
-it still come out. The common path (gzipped archive) is gunzip + ``orjson.loads`` + a handful of
-dict lookups per event, because replaying an archive pushes millions of events through here.
+it still come out. Clean blobs usually never get here: ``typed.read`` turns them into events
+straight from the bytes and hands this module only what it is unsure of; the verdicts and
+reasons live here alone.
 """
 
 from __future__ import annotations

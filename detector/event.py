@@ -8,6 +8,7 @@ they are (bounded) for hashing and escaped only when written out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +54,17 @@ def principal_of_raw(raw: dict[str, Any]) -> Principal:
         raw.get("sourceIPAddress"),
         raw.get("userAgent"),
     )
+    return memo_principal(key, lambda: raw)
+
+
+def memo_principal(key: tuple[object, ...], event: Callable[[], dict[str, Any]]) -> Principal:
+    """``principal_of(event())``, memoised on ``key``: every value ``principal_of`` reads."""
     try:
         hit = _principals.get(key)
     except TypeError:  # an unhashable value where a string belongs
-        return principal_of(raw)
+        return principal_of(event())
     if hit is None:
-        hit = principal_of(raw)
+        hit = principal_of(event())
         if len(_principals) >= 100_000:
             _principals.clear()
         _principals[key] = hit
@@ -87,47 +93,74 @@ class Event:
     @classmethod
     def of(cls, raw: dict[str, Any]) -> Event:
         get = raw.get
-        source = get("eventSource") or ""
-        if type(source) is not str:
-            source = str(source)
-        service = source[:-14] if source.endswith(".amazonaws.com") else source
-        name = get("eventName") or ""
-        if type(name) is not str:
-            name = str(name)
         params = get("requestParameters")
-        bucket = key = ""
+        bucket = key = None
         if type(params) is dict:
-            b = params.get("bucketName")
-            k = params.get("key")
-            bucket = b if type(b) is str else ""
-            key = k[:MAX_KEY] if type(k) is str else ""
+            bucket = params.get("bucketName")
+            key = params.get("key")
         extra = get("additionalEventData")
-        bytes_out = 0.0
-        if type(extra) is dict:
-            v = extra.get("bytesTransferredOut")
-            if (type(v) is int or type(v) is float) and v > 0:
-                bytes_out = float(v)
-        error = get("errorCode")
-        ip = get("sourceIPAddress")
-        ua = get("userAgent")
-        principal = principal_of_raw(raw)
+        return cls.build(
+            get("eventID"),
+            raw["eventTime"],
+            get("eventName"),
+            get("eventSource"),
+            get("awsRegion"),
+            get("recipientAccountId"),
+            principal_of_raw(raw),
+            get("sourceIPAddress"),
+            get("userAgent"),
+            get("errorCode"),
+            get("eventCategory") == "Data" or get("managementEvent") is False,
+            bucket,
+            key,
+            extra.get("bytesTransferredOut") if type(extra) is dict else None,
+        )
+
+    @classmethod
+    def build(
+        cls,
+        event_id: object,
+        event_time: str,
+        name: object,
+        source: object,
+        region: object,
+        recipient: object,
+        principal: Principal,
+        ip: object,
+        ua: object,
+        error: object,
+        is_data: bool,
+        bucket: object,
+        key: object,
+        bytes_out: object,
+    ) -> Event:
+        """An Event from CloudTrail field values as decoded, whatever their JSON types.
+
+        The one place field values are normalised, for both readers: ``of`` (a decoded dict)
+        and ``typed`` (msgspec structs). Wrong-typed optional values read as empty.
+        """
+        if type(source) is not str:
+            source = str(source or "")
+        service = source[:-14] if source.endswith(".amazonaws.com") else source
+        if type(name) is not str:
+            name = str(name or "")
         s3 = service == "s3"
         # Positional, in field order: keywords cost a few tenths of a microsecond per event.
         return cls(
-            str(get("eventID") or ""),
-            parse_event_time(raw["eventTime"]),
+            str(event_id or ""),
+            parse_event_time(event_time),
             name,
             service,
-            str(get("awsRegion") or ""),
-            str(get("recipientAccountId") or principal.account_id),
+            str(region or ""),
+            str(recipient or principal.account_id),
             principal,
             ip if type(ip) is str else "",
             ua[:MAX_UA] if type(ua) is str else "",
             error if type(error) is str else "",
-            get("eventCategory") == "Data" or get("managementEvent") is False,
-            bucket,
-            key,
-            bytes_out,
+            is_data,
+            bucket if type(bucket) is str else "",
+            key[:MAX_KEY] if type(key) is str else "",
+            float(bytes_out) if (type(bytes_out) is int or type(bytes_out) is float) and bytes_out > 0 else 0.0,
             s3 and name in S3_GET,
             s3 and name in S3_DELETE,
         )

@@ -35,6 +35,7 @@ from typing import Any, NoReturn
 
 import orjson
 
+from detector import typed
 from detector.alert import Alert
 from detector.baseline import STATE_FORMAT
 from detector.decode import SAMPLE_LIMIT, check_event
@@ -81,6 +82,9 @@ class Rejection:
 
 def parse_event(line: bytes) -> Event | tuple[str, str]:
     """One CloudTrail event as JSON -> ``Event``, or (reject reason, detail)."""
+    fast = typed.read_event(line)
+    if fast is not None:
+        return fast
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
