@@ -29,6 +29,7 @@ import orjson
 from detector.textsafe import clip
 
 __all__ = [
+    "JSON_LINES_HEAD",
     "MAX_BLOB_BYTES",
     "MAX_RECORD_BYTES",
     "REJECT_REASONS",
@@ -118,7 +119,7 @@ _EVENT_KEYS_LOWER = frozenset(
 # A blob that failed to parse as one JSON document is read as JSON Lines only if its first
 # non-blank line is a whole object on its own and more lines follow; otherwise it is one broken
 # (often pretty-printed) document and gets one invalid_json reject, not one per line.
-_JSON_LINES_HEAD = re.compile(rb"[ \t\r\n]*(\{[^\n]*\})[ \t\r]*\n[ \t\r\n]*\S")
+JSON_LINES_HEAD = re.compile(rb"[ \t\r\n]*(\{[^\n]*\})[ \t\r]*\n[ \t\r\n]*\S")
 
 _fromisoformat = datetime.fromisoformat
 
@@ -272,7 +273,7 @@ def _decode_blob(data: bytes, position: str, out: Decoded, layers: int) -> None:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        if _JSON_LINES_HEAD.match(data):
+        if JSON_LINES_HEAD.match(data):
             _decode_lines(data, position, out)
         else:
             _reject(out, "invalid_json", position, f"not valid JSON: {exc}", data)

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import orjson
 
@@ -23,6 +23,8 @@ from detector.event import Event, principal_of_raw
 from detector.metrics import Metrics
 from detector.principal import Principal
 from detector.textsafe import clip
+
+T = TypeVar("T")
 
 
 class DeadLetters:
@@ -95,16 +97,26 @@ class Ingest:
         """
         events, data = typed.read(data)
         if events is None:
-            return [ev for ev, _ in self.pairs(data, position, source)]
-        total = len(events)
+            return [ev for ev, _ in self._decoded(data, position, source)]
+        return self._kept(events, lambda ev: ev, source)
+
+    def pairs(self, data: bytes, position: str, source: str) -> list[tuple[Event, bytes]]:
+        """Like ``blob``, each event with its CloudTrail JSON on one line (the bridge forwards it)."""
+        pairs, data = typed.read_pairs(data)
+        if pairs is None:
+            return [(ev, orjson.dumps(raw)) for ev, raw in self._decoded(data, position, source)]
+        return self._kept(pairs, lambda pair: pair[0], source)
+
+    def _kept(self, items: list[T], event: Callable[[T], Event], source: str) -> list[T]:
+        total = len(items)
         if self.keep is not None:
             keep = self.keep
-            events = [ev for ev in events if keep(ev.principal)]
-        self._received(source, total, len(events))
-        return events
+            items = [item for item in items if keep(event(item).principal)]
+        self._received(source, total, len(items))
+        return items
 
-    def pairs(self, data: bytes, position: str, source: str) -> list[tuple[Event, dict[str, Any]]]:
-        """Like ``blob``, each event with the CloudTrail dict it came from (the bridge forwards it)."""
+    def _decoded(self, data: bytes, position: str, source: str) -> list[tuple[Event, dict[str, Any]]]:
+        """The general reader: ``decode`` and ``Event.of``, every reject accounted for."""
         decoded = decode(data, position)
         events: list[tuple[Event, dict[str, Any]]] = []
         keep = self.keep

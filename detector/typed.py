@@ -19,15 +19,17 @@ events: one bad field does not blind the detector to a file of 5,000 events.
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
+import orjson
 from msgspec import UNSET, Raw, Struct, UnsetType, field
 
-from detector.decode import MAX_BLOB_BYTES, MAX_RECORD_BYTES
+from detector.decode import JSON_LINES_HEAD, MAX_BLOB_BYTES, MAX_RECORD_BYTES
 from detector.event import Event, memo_principal
 
-__all__ = ["read", "read_event"]
+__all__ = ["Pair", "read", "read_event", "read_pairs"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _INSIGHT_EVENT_TYPE = "AwsCloudTrailInsight"
@@ -108,9 +110,26 @@ class _Document(_Event, gc=False):
     previousDigestSignature: Raw | UnsetType = UNSET
 
 
+class _RawDocument(_Event, gc=False):
+    """``_Document`` for ``read_pairs``: archive records and EventBridge details kept as their bytes."""
+
+    Records: list[Raw] | UnsetType = UNSET
+    messageType: Any = UNSET
+    logEvents: list[_LogEvent] | UnsetType = UNSET
+    detail: Raw | UnsetType = UNSET
+    digestStartTime: Raw | UnsetType = UNSET
+    digestEndTime: Raw | UnsetType = UNSET
+    previousDigestSignature: Raw | UnsetType = UNSET
+
+
 _read_document = msgspec.json.Decoder(_Document).decode
+_read_raw_document = msgspec.json.Decoder(_RawDocument).decode
 _read_array = msgspec.json.Decoder(list[_Event]).decode
+_read_raw_array = msgspec.json.Decoder(list[Raw]).decode
 _read_event = msgspec.json.Decoder(_Event).decode
+
+Pair = tuple[Event, bytes]
+T = TypeVar("T")
 
 
 def read(data: bytes) -> tuple[list[Event] | None, bytes]:
@@ -119,18 +138,12 @@ def read(data: bytes) -> tuple[list[Event] | None, bytes]:
     A single gzip layer is removed first; when that uncovers JSON the returned ``data`` is
     the decompressed bytes, so a fallback does not gunzip twice. Never raises on bad input.
     """
-    if type(data) is not bytes:
-        data = bytes(data)
-    inner = (_gunzip(data) or b"") if data[:2] == _GZIP_MAGIC else data
-    head = inner[:1]
-    if head != b"{" and head != b"[":
-        return None, data  # base64, nested gzip, whitespace, not JSON: decode unwraps and judges
-    try:
-        if head == b"{":
-            return _of_document(_read_document(inner), len(inner)), inner
-        return _of_events(_read_array(inner)), inner
-    except (ValueError, OverflowError):  # msgspec's errors, bad UTF-8, a bad eventTime; an int past float
-        return None, inner
+    return _read(data, _events_of)
+
+
+def read_pairs(data: bytes) -> tuple[list[Pair] | None, bytes]:
+    """``read``, each event with its own JSON (one line: the bridge forwards it as it came)."""
+    return _read(data, _pairs_of)
 
 
 def read_event(line: bytes) -> Event | None:
@@ -141,6 +154,49 @@ def read_event(line: bytes) -> Event | None:
         return _event(_read_event(line))
     except (ValueError, OverflowError):
         return None
+
+
+def _read(data: bytes, document: Callable[[bytes], list[T] | None]) -> tuple[list[T] | None, bytes]:
+    if type(data) is not bytes:
+        data = bytes(data)
+    inner = (_gunzip(data) or b"") if data[:2] == _GZIP_MAGIC else data
+    head = inner[:1]
+    if head != b"{" and head != b"[":
+        return None, data  # base64, nested gzip, whitespace, not JSON: decode unwraps and judges
+    # msgspec's errors, bad UTF-8 and a bad eventTime are ValueErrors; an int past float range
+    # is an OverflowError. Either way decode reads the blob and says what is wrong.
+    try:
+        return document(inner), inner
+    except (ValueError, OverflowError):
+        pass
+    if not JSON_LINES_HEAD.match(inner):
+        return None, inner
+    out: list[T] = []
+    try:
+        for raw_line in inner.split(b"\n"):
+            line = raw_line.strip()
+            if not line:
+                continue
+            got = document(line) if len(line) <= MAX_RECORD_BYTES and line[:1] in (b"{", b"[") else None
+            if got is None:
+                return None, inner
+            out.extend(got)
+    except (ValueError, OverflowError):
+        return None, inner
+    return out, inner
+
+
+def _events_of(doc: bytes) -> list[Event] | None:
+    if doc[:1] == b"[":
+        return _all(_read_array(doc), _event)
+    return _dispatch(_read_document(doc), len(doc), _event, _event_of_log, _event)
+
+
+def _pairs_of(doc: bytes) -> list[Pair] | None:
+    if doc[:1] == b"[":
+        return _all(_read_raw_array(doc), _pair_of_raw)
+    whole = _read_raw_document(doc)
+    return _dispatch(whole, len(doc), _pair_of_raw, _pair_of_log, lambda e: _pair(_event(e), doc))
 
 
 def _gunzip(data: bytes) -> bytes | None:
@@ -155,14 +211,21 @@ def _gunzip(data: bytes) -> bytes | None:
     return out
 
 
-def _of_document(doc: _Document, size: int) -> list[Event] | None:
-    # The order decode._decode_value dispatches in.
+def _dispatch(
+    doc: _Document | _RawDocument,
+    size: int,
+    item: Callable[[Any], T | None],
+    log_event: Callable[[_LogEvent], T | None],
+    whole: Callable[[_Event], T | None],
+) -> list[T] | None:
+    """What one JSON object holds, in the order decode._decode_value looks: records, a
+    CloudWatch Logs payload, a digest, an EventBridge envelope, one event."""
     if doc.Records is not UNSET:
-        return _of_events(doc.Records)
+        return _all(doc.Records, item)
     if doc.messageType is not UNSET:
         if doc.messageType != "DATA_MESSAGE" or doc.logEvents is UNSET:
             return None
-        return _of_log_events(doc.logEvents)
+        return _all(doc.logEvents, log_event)
     if not (doc.digestStartTime is UNSET and doc.digestEndTime is UNSET and doc.previousDigestSignature is UNSET):
         return None
     if size > MAX_RECORD_BYTES:
@@ -171,37 +234,51 @@ def _of_document(doc: _Document, size: int) -> list[Event] | None:
         kind = msgspec.json.decode(doc.detail_type)
         if kind not in _EVENTBRIDGE_EVENT_TYPES or doc.detail is UNSET:
             return None
-        ev = _event(doc.detail)
+        one = item(doc.detail)
     else:
-        ev = _event(doc)
-    return None if ev is None else [ev]
+        one = whole(doc)
+    return None if one is None else [one]
 
 
-def _of_log_events(log_events: list[_LogEvent]) -> list[Event] | None:
-    out: list[Event] = []
-    for log_event in log_events:
-        message = log_event.message
-        if message is UNSET or len(message) > MAX_RECORD_BYTES:
-            return None
-        ev = _event(_read_event(message))
-        if ev is None:
-            return None
-        out.append(ev)
-    return out or None
-
-
-def _of_events(items: list[_Event]) -> list[Event] | None:
+def _all(items: list[Any], convert: Callable[[Any], T | None]) -> list[T] | None:
     if not items:
         return None  # decode counts the empty container
-    out: list[Event] = []
+    out: list[T] = []
     append = out.append
-    event = _event
     for item in items:
-        ev = event(item)
-        if ev is None:
+        got = convert(item)
+        if got is None:
             return None
-        append(ev)
+        append(got)
     return out
+
+
+def _message(log_event: _LogEvent) -> str | None:
+    message = log_event.message
+    return None if message is UNSET or len(message) > MAX_RECORD_BYTES else message
+
+
+def _event_of_log(log_event: _LogEvent) -> Event | None:
+    message = _message(log_event)
+    return None if message is None else _event(_read_event(message))
+
+
+def _pair_of_log(log_event: _LogEvent) -> Pair | None:
+    message = _message(log_event)
+    return None if message is None else _pair(_event(_read_event(message)), message.encode())
+
+
+def _pair_of_raw(raw: Any) -> Pair | None:
+    data = bytes(raw)
+    return _pair(_event(_read_event(data)), data)
+
+
+def _pair(ev: Event | None, data: bytes) -> Pair | None:
+    if ev is None:
+        return None
+    if b"\n" in data:  # pretty-printed: one line, as the JSON Lines of a packed Kafka record need
+        data = orjson.dumps(orjson.loads(data))
+    return ev, data
 
 
 def _event(e: _Event) -> Event | None:

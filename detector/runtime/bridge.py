@@ -68,7 +68,7 @@ PACK_BYTES = 256 << 10
 
 
 # -- pieces without I/O ------------------------------------------------------------------------
-# The bridge needs each event's CloudTrail dict too: ``Ingest.pairs``.
+# The bridge needs each event's CloudTrail JSON too: ``Ingest.pairs``.
 RawIngest = Ingest
 
 
@@ -294,9 +294,9 @@ class Bridge:
         now = self.clock()
         for r in records:
             events: list[Event] = []
-            for ev, raw in self.ingest.pairs(r.data, r.position, r.source):
+            for ev, value in self.ingest.pairs(r.data, r.position, r.source):
                 events.append(ev)
-                self._outgoing[id(ev)] = Outgoing(ev.principal.key.encode(), orjson.dumps(raw), self._poll, r.position)
+                self._outgoing[id(ev)] = Outgoing(ev.principal.key.encode(), value, self._poll, r.position)
             count += len(events)
             # One push per record, as ``detector replay`` and ``detector run`` do: the release order
             # (and so each principal's order on its partition) depends on where the pushes fall.

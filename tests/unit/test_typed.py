@@ -17,8 +17,8 @@ from detector.ingest import Ingest
 from tests.unit.test_decode import cwl_payload, make_event, records_blob
 
 
-def slow(data: bytes) -> tuple[list[Event], bool]:
-    """(events, clean): what decode + Event.of make of ``data``; clean = nothing rejected or set aside."""
+def slow(data: bytes) -> tuple[list[Event], list[dict[str, Any]], bool]:
+    """(events, dicts, clean): what decode + Event.of make of ``data``; clean = nothing rejected or set aside."""
     decoded = decode(data, "blob")
     events = []
     clean = not decoded.rejected and not decoded.aside and not decoded.skipped
@@ -27,15 +27,21 @@ def slow(data: bytes) -> tuple[list[Event], bool]:
             events.append(Event.of(raw))
         except (ValueError, TypeError, KeyError):
             clean = False
-    return events, clean
+    return events, decoded.events, clean
 
 
 def assert_same_as_decode(data: bytes) -> list[Event] | None:
+    """typed.read and typed.read_pairs agree with decode (events, and each event's JSON), or step aside."""
     events, _ = typed.read(data)
-    if events is not None:
-        expected, clean = slow(data)
+    pairs, _ = typed.read_pairs(data)
+    assert (events is None) == (pairs is None)
+    if events is not None and pairs is not None:
+        expected, dicts, clean = slow(data)
         assert clean, "typed read a blob that decode rejects part of"
         assert events == expected
+        assert [ev for ev, _ in pairs] == expected
+        for (_, line), raw in zip(pairs, dicts, strict=True):
+            assert b"\n" not in line and orjson.loads(line) == raw
     return events
 
 
@@ -64,6 +70,8 @@ def test_every_shape_reads_fast_and_the_same(tmp_path: Path) -> None:
         "one event": orjson.dumps(events[2]),
         "eventbridge": orjson.dumps(data_message(events[0])),
         "cloudwatch logs": cwl_payload([orjson.dumps(e).decode() for e in events]),
+        "json lines": b"\n".join(orjson.dumps(e) for e in events) + b"\n",
+        "pretty archive": orjson.dumps({"Records": events}, option=orjson.OPT_INDENT_2),
     }
     for name, blob in shapes.items():
         got = assert_same_as_decode(blob)
@@ -92,7 +100,8 @@ def test_what_decode_must_judge_is_left_to_it() -> None:
         records_blob([]),
         cwl_payload([], "CONTROL_MESSAGE"),
         orjson.dumps({"digestStartTime": "2020-01-01T00:00:00Z", "digestEndTime": "x"}),
-        b"\n".join(orjson.dumps(make_event(i)) for i in range(3)),  # JSON Lines
+        b"\n".join([orjson.dumps(make_event(0)), orjson.dumps(make_event(1, eventID=None))]),
+        b"[1]\n[2]",  # lines of arrays are one broken document to decode, not JSON Lines
         gzip.compress(b"{}")[:-3],
         b"not json",
     ):
@@ -196,7 +205,10 @@ def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(mutated_events(), min_size=1, max_size=4), st.sampled_from(["archive", "array", "cwl", "one", "eb"]))
+@given(
+    st.lists(mutated_events(), min_size=1, max_size=4),
+    st.sampled_from(["archive", "array", "cwl", "one", "eb", "lines"]),
+)
 def test_any_mix_of_fields_reads_the_same_or_steps_aside(events: list[dict[str, Any]], shape: str) -> None:
     blob = {
         "archive": lambda: records_blob(events),
@@ -204,6 +216,7 @@ def test_any_mix_of_fields_reads_the_same_or_steps_aside(events: list[dict[str, 
         "cwl": lambda: cwl_payload([orjson.dumps(e).decode() for e in events]),
         "one": lambda: orjson.dumps(events[0]),
         "eb": lambda: orjson.dumps(data_message(events[0])),
+        "lines": lambda: b"\n".join(orjson.dumps(e) for e in events),
     }[shape]()
     assert_same_as_decode(blob)
 
@@ -213,4 +226,6 @@ def test_any_mix_of_fields_reads_the_same_or_steps_aside(events: list[dict[str, 
 def test_any_bytes_never_raise(data: bytes) -> None:
     events, _ = typed.read(data)
     assert events is None or all(isinstance(e, Event) for e in events)
+    pairs, _ = typed.read_pairs(data)
+    assert pairs is None or all(isinstance(e, Event) and b"\n" not in line for e, line in pairs)
     assert typed.read_event(data) is None or isinstance(typed.read_event(data), Event)
