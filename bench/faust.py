@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from detector import settings as settings_mod  # noqa: E402
 from detector import simulate  # noqa: E402
+from detector.cli import tune_gc  # noqa: E402
 from detector.metrics import Metrics  # noqa: E402
 from detector.model import ModelArtifact  # noqa: E402
 from detector.pipeline import Detector  # noqa: E402
@@ -204,6 +205,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--take", type=int, help="kafka.take_records for the worker (default: the config default)")
     args = ap.parse_args()
+    tune_gc()  # what every `detector` verb does (the bridge runs in this process)
 
     work = Path(tempfile.mkdtemp(prefix="bench-faust-"))
     broker = None

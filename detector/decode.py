@@ -29,6 +29,8 @@ import orjson
 from detector.textsafe import clip
 
 __all__ = [
+    "EVENTBRIDGE_EVENT_TYPES",
+    "INSIGHT_EVENT_TYPE",
     "JSON_LINES_HEAD",
     "MAX_BLOB_BYTES",
     "MAX_RECORD_BYTES",
@@ -37,6 +39,7 @@ __all__ = [
     "Rejected",
     "check_event",
     "decode",
+    "gunzip",
     "parse_event_time",
 ]
 
@@ -79,8 +82,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _BASE64_GZIP = b"H4sI"
 _UTF8_BOM = b"\xef\xbb\xbf"
 
-_INSIGHT_EVENT_TYPE = "AwsCloudTrailInsight"
-_EVENTBRIDGE_EVENT_TYPES = frozenset(
+INSIGHT_EVENT_TYPE = "AwsCloudTrailInsight"
+EVENTBRIDGE_EVENT_TYPES = frozenset(
     {
         "AWS API Call via CloudTrail",
         "AWS Console Sign In via CloudTrail",
@@ -250,7 +253,7 @@ def _decode_blob(data: bytes, position: str, out: Decoded, layers: int) -> None:
         if layers >= _MAX_LAYERS:
             _reject(out, "wrong_shape", position, f"more than {_MAX_LAYERS} nested gzip/base64 layers", data)
             return
-        inner = _gunzip(data, position, out)
+        inner = gunzip(data, position, out)
         if inner is not None:
             _decode_blob(inner, position, out, layers + 1)
         return
@@ -281,8 +284,8 @@ def _decode_blob(data: bytes, position: str, out: Decoded, layers: int) -> None:
     _decode_value(value, position, out, len(data))
 
 
-def _gunzip(data: bytes, position: str, out: Decoded) -> bytes | None:
-    """Decompress all gzip members of ``data``, or reject the blob and return None."""
+def gunzip(data: bytes, position: str, out: Decoded) -> bytes | None:
+    """Decompress all gzip members of ``data``, or reject the blob into ``out`` and return None."""
     pieces: list[bytes] = []
     total = 0
     rest = data
@@ -464,7 +467,7 @@ def _decode_item(obj: object, position: str, out: Decoded) -> None:
 def _decode_eventbridge(envelope: dict[str, Any], position: str, out: Decoded) -> None:
     kind = envelope.get("detail-type")
     detail = envelope.get("detail")
-    if type(kind) is not str or (kind not in _EVENTBRIDGE_EVENT_TYPES and kind != _EVENTBRIDGE_INSIGHT_TYPE):
+    if type(kind) is not str or (kind not in EVENTBRIDGE_EVENT_TYPES and kind != _EVENTBRIDGE_INSIGHT_TYPE):
         _reject(
             out,
             "unknown_envelope",
@@ -501,7 +504,7 @@ def _is_ready(event: dict[str, Any]) -> bool:
         or type(event.get("eventID")) is not str
         or type(event.get("userIdentity")) is not dict
         or "insightDetails" in event
-        or event.get("eventType") == _INSIGHT_EVENT_TYPE
+        or event.get("eventType") == INSIGHT_EVENT_TYPE
     ):
         return False
     for name, kind, _ in _OPTIONAL_FIELD_TYPES:  # the table _problem reports from
@@ -519,7 +522,7 @@ def _is_ready(event: dict[str, Any]) -> bool:
 
 
 def _decode_event(event: dict[str, Any], position: str, out: Decoded) -> None:
-    if "insightDetails" in event or event.get("eventType") == _INSIGHT_EVENT_TYPE:
+    if "insightDetails" in event or event.get("eventType") == INSIGHT_EVENT_TYPE:
         out.aside.append(("insight", event))
         return
     if "eventTime" not in event and "@timestamp" in event:

@@ -18,7 +18,6 @@ events: one bad field does not blind the detector to a file of 5,000 events.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,16 +25,19 @@ import msgspec
 import orjson
 from msgspec import UNSET, Raw, Struct, UnsetType, field
 
-from detector.decode import JSON_LINES_HEAD, MAX_BLOB_BYTES, MAX_RECORD_BYTES
+from detector.decode import (
+    EVENTBRIDGE_EVENT_TYPES,
+    INSIGHT_EVENT_TYPE,
+    JSON_LINES_HEAD,
+    MAX_RECORD_BYTES,
+    Decoded,
+    gunzip,
+)
 from detector.event import Event, memo_principal
 
 __all__ = ["Pair", "read", "read_event", "read_pairs"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_INSIGHT_EVENT_TYPE = "AwsCloudTrailInsight"
-_EVENTBRIDGE_EVENT_TYPES = frozenset(
-    {"AWS API Call via CloudTrail", "AWS Console Sign In via CloudTrail", "AWS Service Event via CloudTrail"}
-)
 
 
 class _Object(Struct, gc=False):
@@ -159,7 +161,8 @@ def read_event(line: bytes) -> Event | None:
 def _read(data: bytes, document: Callable[[bytes], list[T] | None]) -> tuple[list[T] | None, bytes]:
     if type(data) is not bytes:
         data = bytes(data)
-    inner = (_gunzip(data) or b"") if data[:2] == _GZIP_MAGIC else data
+    # decode unwraps again and reports if this fails; its reject is not ours to count
+    inner = (gunzip(data, "", Decoded()) or b"") if data[:2] == _GZIP_MAGIC else data
     head = inner[:1]
     if head != b"{" and head != b"[":
         return None, data  # base64, nested gzip, whitespace, not JSON: decode unwraps and judges
@@ -199,18 +202,6 @@ def _pairs_of(doc: bytes) -> list[Pair] | None:
     return _dispatch(whole, len(doc), _pair_of_raw, _pair_of_log, lambda e: _pair(_event(e), doc))
 
 
-def _gunzip(data: bytes) -> bytes | None:
-    """One complete gzip member within the blob cap, else None (decode handles the rest)."""
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(data, MAX_BLOB_BYTES + 1)
-    except zlib.error:
-        return None
-    if not inflater.eof or inflater.unused_data or len(out) > MAX_BLOB_BYTES:
-        return None
-    return out
-
-
 def _dispatch(
     doc: _Document | _RawDocument,
     size: int,
@@ -232,7 +223,7 @@ def _dispatch(
         return None
     if doc.detail_type is not UNSET:
         kind = msgspec.json.decode(doc.detail_type)
-        if kind not in _EVENTBRIDGE_EVENT_TYPES or doc.detail is UNSET:
+        if kind not in EVENTBRIDGE_EVENT_TYPES or doc.detail is UNSET:
             return None
         one = item(doc.detail)
     else:
@@ -291,7 +282,7 @@ def _event(e: _Event) -> Event | None:
         or event_id is None
         or e.insightDetails is not UNSET
         or e.detail_type is not UNSET
-        or e.eventType == _INSIGHT_EVENT_TYPE
+        or e.eventType == INSIGHT_EVENT_TYPE
     ):
         return None
     ui = e.userIdentity
