@@ -117,6 +117,8 @@ class Ingest:
 
     def _decoded(self, data: bytes, position: str, source: str) -> list[tuple[Event, dict[str, Any]]]:
         """The general reader: ``decode`` and ``Event.of``, every reject accounted for."""
+        if self.metrics is not None:
+            self.metrics.records_general_reader.labels(source).inc()
         decoded = decode(data, position)
         events: list[tuple[Event, dict[str, Any]]] = []
         keep = self.keep

@@ -27,6 +27,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 @dataclass(frozen=True)
 class Metrics:
     records_received: Counter  # labels: source
+    records_general_reader: Counter  # labels: source
     events_decoded: Counter  # labels: source
     records_rejected: Counter  # labels: source, reason
     records_skipped: Counter  # labels: source, reason (control_message, digest, insight)
@@ -64,6 +65,13 @@ class Metrics:
         return cls(
             records_received=Counter(
                 name("records_received"), "Raw records read from a source", ["source"], registry=reg
+            ),
+            records_general_reader=Counter(
+                name("records_general_reader"),
+                "Records the fast typed reader handed to the general decoder (odd field types, rejects, "
+                "Insights, digests, control messages); a rising share means a slower path",
+                ["source"],
+                registry=reg,
             ),
             events_decoded=Counter(
                 name("events_decoded"), "CloudTrail events decoded from records", ["source"], registry=reg

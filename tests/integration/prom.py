@@ -203,6 +203,7 @@ def fill_every_metric(metrics: Metrics, now: float | None = None) -> None:
     now = time.time() if now is None else now
     for source in ("kinesis", "s3"):
         metrics.records_received.labels(source=source).inc(10)
+        metrics.records_general_reader.labels(source=source).inc()
         metrics.events_decoded.labels(source=source).inc(40)
         metrics.records_rejected.labels(source=source, reason="invalid_json").inc()
         metrics.records_skipped.labels(source=source, reason="control_message").inc()

@@ -9,11 +9,13 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from detector import typed
 from detector.decode import decode
 from detector.event import Event
 from detector.ingest import Ingest
+from detector.metrics import Metrics
 from tests.unit.test_decode import cwl_payload, make_event, records_blob
 
 
@@ -111,13 +113,18 @@ def test_what_decode_must_judge_is_left_to_it() -> None:
 def test_ingest_keeps_the_good_records_when_one_sends_it_the_slow_way(tmp_path: Path) -> None:
     good = [make_event(i) for i in range(5)]
     blob = records_blob([*good[:2], make_event(9, eventName=None), *good[2:]])
-    ingest = Ingest()
+    registry = CollectorRegistry()
+    ingest = Ingest(metrics=Metrics.create(registry))
     events = ingest.blob(blob, "s3://b/k.json.gz", "s3")
     assert [e.event_id for e in events] == [e["eventID"] for e in good]
     assert ingest.rejected == {"bad_field_type": 1}
-    fast = Ingest()
-    assert fast.blob(records_blob(good), "s3://b/k.json.gz", "s3") == events
-    assert (fast.records, fast.events, ingest.records, ingest.events) == (1, 5, 1, 5)
+    assert ingest.blob(records_blob(good), "s3://b/k2.json.gz", "s3") == events
+    assert (ingest.records, ingest.events) == (2, 10)
+
+    def sample(name: str) -> float | None:
+        return registry.get_sample_value(f"detector_{name}_total", {"source": "s3"})
+
+    assert (sample("records_received"), sample("records_general_reader"), sample("events_decoded")) == (2, 1, 10)
 
 
 def test_unread_fields_orjson_refuses_do_not_hide_a_file() -> None:
