@@ -424,12 +424,13 @@ def source_id(settings: Settings, inputs: list[str] | None) -> str:
 
 
 def producer_options(settings: Settings) -> dict[str, Any]:
-    from detector.runtime.kafka_config import client_options
+    from detector.runtime.kafka_config import client_options, compression_type
 
     return {
         **client_options(settings.kafka),
         "acks": "all",
         "linger_ms": settings.kafka.linger_ms,
+        "compression_type": compression_type(settings.kafka),
         "max_batch_size": 512 * 1024,
         "max_request_size": MAX_REQUEST_BYTES,
         "enable_idempotence": False,  # not every broker has it (tansu); workers dedup by eventID

@@ -292,7 +292,7 @@ class BatchScorer:
 # -- the Faust app ----------------------------------------------------------------------------
 def faust_settings(settings: Settings, name: str) -> dict[str, Any]:
     """Keyword settings for ``faust.App`` from our ``kafka`` section."""
-    from detector.runtime.kafka_config import faust_broker, faust_credentials
+    from detector.runtime.kafka_config import compression_type, faust_broker, faust_credentials
 
     k = settings.kafka
     conf: dict[str, Any] = {
@@ -313,6 +313,7 @@ def faust_settings(settings: Settings, name: str) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         "processing_guarantee": "at_least_once",  # exactly_once needs transactions (and tansu has none)
         "producer_acks": -1,
+        "producer_compression_type": compression_type(k),
         "broker_max_poll_records": k.take_records,
         "consumer_max_fetch_size": 4 * 1024 * 1024,
         "stream_buffer_maxsize": max(64, k.take_records * 2),

@@ -45,6 +45,11 @@ def ssl_context(kafka: Kafka) -> ssl.SSLContext | None:
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
 
 
+def compression_type(kafka: Kafka) -> str | None:
+    """The producer ``compression_type`` (aiokafka and Faust alike) for ``kafka.compression``."""
+    return None if kafka.compression == "none" else kafka.compression
+
+
 def client_options(kafka: Kafka) -> dict[str, Any]:
     """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
     check(kafka)

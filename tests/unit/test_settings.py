@@ -95,3 +95,17 @@ def test_sensitive_reads_must_be_sensitive_only_when_given(tmp_path: Path) -> No
     stray.write_text("detection:\n  sensitive_apis: [StopLogging]\n  sensitive_reads: [GetSecretValue]\n")
     with pytest.raises(ConfigError, match=r"stray\.yaml: detection: .*not there: GetSecretValue"):
         load(stray, env={})
+
+
+def test_kafka_compression_reaches_the_bridge_and_worker_producers(tmp_path: Path) -> None:
+    from detector.runtime.bridge import producer_options
+    from detector.runtime.faust_app import faust_settings
+
+    default = load(None, env={})
+    assert producer_options(default)["compression_type"] == "zstd"
+    assert faust_settings(default, "w1")["producer_compression_type"] == "zstd"
+    off = load(None, env={"DETECTOR_KAFKA__COMPRESSION": "none"})
+    assert producer_options(off)["compression_type"] is None
+    assert faust_settings(off, "w1")["producer_compression_type"] is None
+    with pytest.raises(ConfigError, match=r"kafka\.compression"):
+        load(None, env={"DETECTOR_KAFKA__COMPRESSION": "brotli"})
