@@ -71,9 +71,18 @@ def train_model(out: Path) -> ModelArtifact:
 
 
 def settings_for(
-    bootstrap: str, topic: str, partitions: int, state: Path, model: Path, group: str, take: int | None
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    state: Path,
+    model: Path,
+    group: str,
+    take: int | None,
+    compression: str | None = None,
 ) -> dict:
     kafka_take = {} if take is None else {"take_records": take}
+    if compression is not None:
+        kafka_take["compression"] = compression
     return {
         "model": str(model),
         "state_dir": str(state),
@@ -204,6 +213,12 @@ def main() -> None:
     ap.add_argument("--model", help="model artifact (default: models/default, else train one)")
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--take", type=int, help="kafka.take_records for the worker (default: the config default)")
+    ap.add_argument(
+        "--compression",
+        choices=["zstd", "lz4", "gzip", "snappy", "none"],
+        help="kafka.compression of the topics (default: the config default, zstd). Compressed, the bare "
+        "consumer moves ~10x fewer bytes and runs several times faster; the worker barely changes",
+    )
     args = ap.parse_args()
     tune_gc()  # what every `detector` verb does (the bridge runs in this process)
 
@@ -224,7 +239,9 @@ def main() -> None:
 
         topic = f"bench-{uuid.uuid4().hex[:8]}"
         group = f"{topic}-workers"
-        config = settings_for(bootstrap, topic, args.partitions, work / "state", model_dir, group, args.take)
+        config = settings_for(
+            bootstrap, topic, args.partitions, work / "state", model_dir, group, args.take, args.compression
+        )
         (work / "worker.yaml").write_bytes(orjson.dumps(config))  # JSON is YAML
         settings = settings_mod.load(work / "worker.yaml", env={})
         take = settings.kafka.take_records
@@ -251,6 +268,7 @@ def main() -> None:
         print(f"bare+core:  {rate_core:10,.0f} ev/s  (aiokafka getmany + parse + Detector.process)", flush=True)
         rate_worker = faust_worker(work / "worker.yaml", args.events, args.timeout)
         print(f"worker:     {rate_worker:10,.0f} ev/s  (detector worker: Faust, changelog table)", flush=True)
+        print(f"topics compressed with {settings.kafka.compression}")
         print(f"worker / bare      = {rate_worker / rate_bare:6.1%}   (goal >= 50%)")
         print(f"worker / bare+parse= {rate_worker / rate_parse:6.1%}")
         print(f"worker / bare+core = {rate_worker / rate_core:6.1%}")
