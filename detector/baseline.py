@@ -84,6 +84,14 @@ _CACHE_MAX = 200_000
 _families: dict[str, str] = {}
 # One mask cache per filter (keyed by text alone: no tuple to build per lookup).
 _masks: tuple[dict[str, int], ...] = tuple({} for _ in BLOOMS)
+_prefixes: dict[str, str] = {}
+_bucket_hashes: dict[str, int] = {}
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 def _mask(idx: int, text: str) -> int:
@@ -98,9 +106,7 @@ def _mask(idx: int, text: str) -> int:
         h1 = int.from_bytes(digest[:4], "little")
         h2 = int.from_bytes(digest[4:], "little") | 1
         m = (1 << (h1 % bits)) | (1 << ((h1 + h2) % bits)) | (1 << ((h1 + 2 * h2) % bits))
-        if len(cache) >= _CACHE_MAX:
-            cache.clear()
-        cache[text] = m
+        _remember(cache, text, m)
     return m
 
 
@@ -126,9 +132,7 @@ def ua_family(user_agent: str) -> str:
     family = _families.get(user_agent)
     if family is None:
         family = _ua_family(user_agent)
-        if len(_families) >= _CACHE_MAX:
-            _families.clear()
-        _families[user_agent] = family
+        _remember(_families, user_agent, family)
     return family
 
 
@@ -147,6 +151,14 @@ def _ua_family(user_agent: str) -> str:
 
 def ip_prefix(ip: str) -> str:
     """The /24 of an IPv4 address or the /48 of an IPv6 one; "" for AWS-internal sources."""
+    prefix = _prefixes.get(ip)
+    if prefix is None:
+        prefix = _ip_prefix(ip)
+        _remember(_prefixes, ip, prefix)
+    return prefix
+
+
+def _ip_prefix(ip: str) -> str:
     if is_aws_source(ip):
         return ""
     if ":" in ip:
@@ -366,11 +378,33 @@ class Baseline:
         off = 1.0 if get and hours_total and hour_share < OFF_HOURS_SHARE else 0.0
         w[OFF60] = w[OFF60] * d60 + off
 
-        now = (w[EVT1], w[EVT10], w[GET10], w[BYT10], w[BYT60], w[DEL10], w[NOV10], w[ERR10])
-        cand = self.cand
-        for i, value in enumerate(now):
-            if value > cand[i]:
-                cand[i] = value
+        now = e1, e10, g10, b10, b60, dl10, n10, er10 = (
+            w[EVT1],
+            w[EVT10],
+            w[GET10],
+            w[BYT10],
+            w[BYT60],
+            w[DEL10],
+            w[NOV10],
+            w[ERR10],
+        )
+        cand = self.cand  # unrolled, in PEAKS order: a loop costs ~1 µs per event here
+        if e1 > cand[P_EVT1]:
+            cand[P_EVT1] = e1
+        if e10 > cand[P_EVT10]:
+            cand[P_EVT10] = e10
+        if g10 > cand[P_GET10]:
+            cand[P_GET10] = g10
+        if b10 > cand[P_BYT10]:
+            cand[P_BYT10] = b10
+        if b60 > cand[P_BYT60]:
+            cand[P_BYT60] = b60
+        if dl10 > cand[P_DEL10]:
+            cand[P_DEL10] = dl10
+        if n10 > cand[P_NOV10]:
+            cand[P_NOV10] = n10
+        if er10 > cand[P_ERR10]:
+            cand[P_ERR10] = er10
 
         if hours[hour] >= 255:
             hours = self.hours = bytearray(h >> 1 for h in hours)
@@ -407,12 +441,18 @@ class Baseline:
     def _recent_bucket(
         self, ev: Event, t: float, d10: float, d60: float, known: bool
     ) -> tuple[float, float, float, float]:
-        h = stable_hash(ev.bucket) or 1
+        h = _bucket_hashes.get(ev.bucket)
+        if h is None:
+            h = stable_hash(ev.bucket) or 1
+            _remember(_bucket_hashes, ev.bucket, h)
         val, key = self.rval, self.rkey
-        for s in range(N_RECENT):  # decay every slot to now so they compare fairly
-            val[3 * s] *= d10
-            val[3 * s + 1] *= d10
-            val[3 * s + 2] *= d60
+        # Decay both slots to now so they compare fairly (unrolled for the two slots).
+        val[0] *= d10
+        val[1] *= d10
+        val[2] *= d60
+        val[3] *= d10
+        val[4] *= d10
+        val[5] *= d60
         if key[0] == h:
             slot = 0
         elif key[2] == h:
