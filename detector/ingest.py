@@ -79,7 +79,7 @@ class Ingest:
         keep: Callable[[Principal], bool] | None = None,
     ) -> None:
         """``keep`` selects this process's principals when work is split by principal: the
-        others' events are decoded and counted but not normalised (half the work saved)."""
+        others' events are read and counted, then dropped before any baseline work."""
         self.keep = keep
         self.metrics = metrics
         self.dead = dead or DeadLetters(None)
