@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detector.event import Event, is_aws_source
+from detector.memo import remember
 
 WINDOWS = (60.0, 600.0, 3600.0)  # seconds: 1 min, 10 min, 1 h
 PEAK_HALF_LIFE = 14 * 86400.0
@@ -88,12 +89,6 @@ _prefixes: dict[str, str] = {}
 _bucket_hashes: dict[str, int] = {}
 
 
-def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
-    if len(cache) >= _CACHE_MAX:
-        cache.clear()
-    cache[key] = value
-
-
 def _mask(idx: int, text: str) -> int:
     """The 3-position Bloom mask of ``text`` in filter ``idx`` (never 0)."""
     cache = _masks[idx]
@@ -106,7 +101,7 @@ def _mask(idx: int, text: str) -> int:
         h1 = int.from_bytes(digest[:4], "little")
         h2 = int.from_bytes(digest[4:], "little") | 1
         m = (1 << (h1 % bits)) | (1 << ((h1 + h2) % bits)) | (1 << ((h1 + 2 * h2) % bits))
-        _remember(cache, text, m)
+        remember(cache, text, m, _CACHE_MAX)
     return m
 
 
@@ -132,7 +127,7 @@ def ua_family(user_agent: str) -> str:
     family = _families.get(user_agent)
     if family is None:
         family = _ua_family(user_agent)
-        _remember(_families, user_agent, family)
+        remember(_families, user_agent, family, _CACHE_MAX)
     return family
 
 
@@ -154,7 +149,7 @@ def ip_prefix(ip: str) -> str:
     prefix = _prefixes.get(ip)
     if prefix is None:
         prefix = _ip_prefix(ip)
-        _remember(_prefixes, ip, prefix)
+        remember(_prefixes, ip, prefix, _CACHE_MAX)
     return prefix
 
 
@@ -444,7 +439,7 @@ class Baseline:
         h = _bucket_hashes.get(ev.bucket)
         if h is None:
             h = stable_hash(ev.bucket) or 1
-            _remember(_bucket_hashes, ev.bucket, h)
+            remember(_bucket_hashes, ev.bucket, h, _CACHE_MAX)
         val, key = self.rval, self.rkey
         # Decay both slots to now so they compare fairly (unrolled for the two slots).
         val[0] *= d10

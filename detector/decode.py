@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from detector.memo import remember
 from detector.textsafe import clip
 
 __all__ = [
@@ -191,10 +192,7 @@ def parse_event_time(value: str) -> float:
         moment = _fromisoformat(value)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        seconds = moment.timestamp()
-        if len(_times) >= _TIMES_MAX:
-            _times.clear()
-        _times[value] = seconds
+        seconds = remember(_times, value, moment.timestamp(), _TIMES_MAX)
     return seconds
 
 

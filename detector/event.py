@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detector.decode import parse_event_time
+from detector.memo import remember
 from detector.principal import Principal, principal_of
 
 MAX_UA = 1024
@@ -64,10 +65,7 @@ def memo_principal(key: tuple[object, ...], event: Callable[[], dict[str, Any]])
     except TypeError:  # an unhashable value where a string belongs
         return principal_of(event())
     if hit is None:
-        hit = principal_of(event())
-        if len(_principals) >= 100_000:
-            _principals.clear()
-        _principals[key] = hit
+        hit = remember(_principals, key, principal_of(event()), 100_000)
     return hit
 
 

@@ -27,6 +27,7 @@ from detector.alert import Alert, Explanation, alert_id
 from detector.baseline import ENCODED_SIZE, Baseline, Observation
 from detector.event import Event
 from detector.features import FEATURE_NAMES, N_FEATURES, baseline_value, current_value, row
+from detector.memo import remember
 from detector.metrics import Metrics
 from detector.model import ModelArtifact
 from detector.ordering import SeenIds
@@ -147,9 +148,7 @@ class Detector:
                 known = False
             else:
                 known = any(addr in net for net in self.known_nets)
-            if len(self._known_ips) >= 100_000:
-                self._known_ips.clear()
-            self._known_ips[ip] = known
+            remember(self._known_ips, ip, known, 100_000)
         return known
 
     # -- the batch ------------------------------------------------------------------------

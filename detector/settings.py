@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from detector.errors import ConfigError
+from detector.memo import remember
 from detector.principal import CALLER_CLASSES
 
 ENV_PREFIX = "DETECTOR_"
@@ -422,7 +423,4 @@ class ThresholdResolver:
             for o in matched:
                 merged = _merge(merged, o.set)
             t = Thresholds.model_validate(merged)
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()
-        self._cache[(key, caller_class)] = t
-        return t
+        return remember(self._cache, (key, caller_class), t, self._cache_size)
