@@ -87,6 +87,7 @@ class Ingest:
         self.rejected: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.records = 0
+        self.general_reader = 0  # records the typed reader left to decode
         self.events = 0
 
     def blob(self, data: bytes, position: str, source: str) -> list[Event]:
@@ -117,6 +118,7 @@ class Ingest:
 
     def _decoded(self, data: bytes, position: str, source: str) -> list[tuple[Event, dict[str, Any]]]:
         """The general reader: ``decode`` and ``Event.of``, every reject accounted for."""
+        self.general_reader += 1
         if self.metrics is not None:
             self.metrics.records_general_reader.labels(source).inc()
         decoded = decode(data, position)

@@ -29,6 +29,7 @@ from detector.sources.file import iter_file_blobs, iter_stdin_blobs
 @dataclass
 class Summary:
     records: int = 0
+    general_reader: int = 0  # records the fast typed reader left to the general decoder
     events: int = 0
     scored: int = 0
     duplicates: int = 0
@@ -43,6 +44,7 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "records": self.records,
+            "records_general_reader": self.general_reader,
             "events": self.events,
             "scored": self.scored,
             "duplicates": self.duplicates,
@@ -148,6 +150,7 @@ def run_replay(
         run_batch(pending[i : i + batch_size])
     summary.seconds = time.perf_counter() - started
     summary.records = ingest.records
+    summary.general_reader = ingest.general_reader
     summary.events = ingest.events
     summary.rejected = Counter(ingest.rejected)
     summary.skipped = Counter(ingest.skipped)
@@ -262,6 +265,7 @@ def replay_parallel(
     first = parts[0][0]
     summary = Summary(
         records=first.records,
+        general_reader=first.general_reader,
         events=first.events,
         rejected=first.rejected,
         skipped=first.skipped,

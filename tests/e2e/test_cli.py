@@ -41,6 +41,8 @@ def test_replay_keeps_valid_records_around_bad_ones(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     summary = orjson.loads(proc.stderr[proc.stderr.index(b"{") :])
     assert summary["events"] == 8  # 5 + 1 from a.json.gz, 2 from c.jsonl
+    # every file here holds something bad, so the typed reader left each one to the general decoder
+    assert (summary["records"], summary["records_general_reader"]) == (3, 3)
     assert summary["rejected"] == {"bad_field_type": 1, "truncated_gzip": 1, "invalid_json": 1}  # eventName: 3
     dead_rows = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
     assert len(dead_rows) == 3

@@ -119,7 +119,7 @@ def test_ingest_keeps_the_good_records_when_one_sends_it_the_slow_way(tmp_path: 
     assert [e.event_id for e in events] == [e["eventID"] for e in good]
     assert ingest.rejected == {"bad_field_type": 1}
     assert ingest.blob(records_blob(good), "s3://b/k2.json.gz", "s3") == events
-    assert (ingest.records, ingest.events) == (2, 10)
+    assert (ingest.records, ingest.general_reader, ingest.events) == (2, 1, 10)
 
     def sample(name: str) -> float | None:
         return registry.get_sample_value(f"detector_{name}_total", {"source": "s3"})
