@@ -21,7 +21,7 @@ of 5,000 events.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import orjson
@@ -102,32 +102,27 @@ class _LogEvent(Struct, gc=False):
     message: str | UnsetType = UNSET
 
 
-class _Document(_Event, gc=False):
-    """A whole blob: an archive, a CloudWatch Logs payload, an EventBridge envelope or one event."""
+Item = TypeVar("Item", _Event, Raw)
 
-    Records: list[_Event] | UnsetType = UNSET
+
+class _Document(_Event, Generic[Item], gc=False):
+    """A whole blob: an archive, a CloudWatch Logs payload, an EventBridge envelope or one event.
+
+    ``Item`` is how archive records and EventBridge details are read: ``_Event`` for ``read``,
+    ``Raw`` (their bytes, decoded one by one) for ``read_pairs``.
+    """
+
+    Records: list[Item] | UnsetType = UNSET
     messageType: Any = UNSET
     logEvents: list[_LogEvent] | UnsetType = UNSET
-    detail: _Event | UnsetType = UNSET
+    detail: Item | UnsetType = UNSET
     digestStartTime: Raw | UnsetType = UNSET
     digestEndTime: Raw | UnsetType = UNSET
     previousDigestSignature: Raw | UnsetType = UNSET
 
 
-class _RawDocument(_Event, gc=False):
-    """``_Document`` for ``read_pairs``: archive records and EventBridge details kept as their bytes."""
-
-    Records: list[Raw] | UnsetType = UNSET
-    messageType: Any = UNSET
-    logEvents: list[_LogEvent] | UnsetType = UNSET
-    detail: Raw | UnsetType = UNSET
-    digestStartTime: Raw | UnsetType = UNSET
-    digestEndTime: Raw | UnsetType = UNSET
-    previousDigestSignature: Raw | UnsetType = UNSET
-
-
-_read_document = msgspec.json.Decoder(_Document).decode
-_read_raw_document = msgspec.json.Decoder(_RawDocument).decode
+_read_document = msgspec.json.Decoder(_Document[_Event]).decode
+_read_raw_document = msgspec.json.Decoder(_Document[Raw]).decode
 _read_array = msgspec.json.Decoder(list[_Event]).decode
 _read_raw_array = msgspec.json.Decoder(list[Raw]).decode
 _read_event = msgspec.json.Decoder(_Event).decode
@@ -205,7 +200,7 @@ def _pairs_of(doc: bytes) -> list[Pair] | None:
 
 
 def _dispatch(
-    doc: _Document | _RawDocument,
+    doc: _Document[Any],
     size: int,
     item: Callable[[Any], T | None],
     log_event: Callable[[_LogEvent], T | None],
