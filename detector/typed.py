@@ -283,7 +283,7 @@ def _event(e: _Event) -> Event | None:
     ):
         return None
     ui = e.userIdentity
-    if ui is not None and _is_blank(ui):
+    if ui is not None and ui.type is UNSET and _is_blank(ui):
         return None  # {} and {"unknownKey": ...} are different principals; decode tells them apart
     ctx = ui.sessionContext if ui is not None else None
     issuer = ctx.sessionIssuer if isinstance(ctx, _Session) else None
@@ -317,17 +317,13 @@ def _event(e: _Event) -> Event | None:
     )
 
 
+# The identity keys principal_of reads, from the struct itself (one list, not a copy per use).
+_IDENTITY_FIELDS: tuple[str, ...] = _Identity.__struct_fields__
+_PLAIN_IDENTITY_FIELDS = tuple(name for name in _IDENTITY_FIELDS if name != "sessionContext")
+
+
 def _is_blank(ui: _Identity) -> bool:
-    return (
-        ui.type is UNSET
-        and ui.arn is UNSET
-        and ui.accountId is UNSET
-        and ui.principalId is UNSET
-        and ui.invokedBy is UNSET
-        and ui.userName is UNSET
-        and ui.sessionContext is UNSET
-        and ui.onBehalfOf is UNSET
-    )
+    return all(getattr(ui, name) is UNSET for name in _IDENTITY_FIELDS)
 
 
 def _identity_dict(e: _Event) -> dict[str, Any]:
@@ -343,7 +339,7 @@ def _identity_dict(e: _Event) -> dict[str, Any]:
         return event
     identity = {
         name: value
-        for name in ("type", "arn", "accountId", "principalId", "invokedBy", "userName", "onBehalfOf")
+        for name in _PLAIN_IDENTITY_FIELDS
         if (value := getattr(ui, name)) is not UNSET
     }
     ctx = ui.sessionContext
