@@ -6,7 +6,8 @@ encoded ``PrincipalState``), and reports:
 
 * encoded bytes per principal (what a checkpoint or a Faust changelog carries), key included;
 * resident bytes per principal: tracemalloc's count of Python memory for the store, i.e. the
-  bytes objects, the key strings and the dict itself.
+  bytes objects, the key strings and the dict itself;
+* seconds to save and load that store as a local checkpoint (``runtime/checkpoint.py``).
 
 Usage: python bench/state.py [--principals 100000]
 """
@@ -15,13 +16,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 from detector.baseline import ENCODED_SIZE
 from detector.event import Event
+from detector.ordering import SeenIds
 from detector.pipeline import PrincipalState
 from detector.principal import Principal
+from detector.runtime.checkpoint import Checkpoint, LocalCheckpointStore
 
 GOAL = 512
 
@@ -84,6 +89,17 @@ def main() -> None:
         f"goal                      {GOAL:>10}   encoded {encoded / GOAL:.0%} of goal, resident {resident / GOAL:.0%}"
     )
     print(f"build time                {build_s:>10.1f} s ({len(store) * args.events_each / build_s:,.0f} events/s)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = LocalCheckpointStore(Path(tmp))
+        started = time.perf_counter()
+        size = local.save(Checkpoint("bench", {}, store, SeenIds(3600).encode()))
+        saved = time.perf_counter() - started
+        started = time.perf_counter()
+        back = local.load()
+        loaded = time.perf_counter() - started
+    assert back is not None and back.store == store
+    print(f"checkpoint save / load    {saved:>10.2f} s / {loaded:.2f} s ({size / 1e6:.0f} MB)")
 
 
 if __name__ == "__main__":
