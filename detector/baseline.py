@@ -13,7 +13,9 @@ a few tens of MB and a Faust table row is one small value. It holds:
   not with itself;
 * Bloom filters of APIs, buckets, source IPs and /24 prefixes, user-agent families,
   regions and hours of the week seen (novelty; no false "new" answers, a small rate of
-  missed novelty once a filter fills);
+  missed novelty once a filter fills). The network filters (IPs, prefixes) age in
+  generations, so that months of roaming do not fill them until every new network reads
+  as known (see ``NETWORK_GENERATION_S``);
 * an hour-of-day profile, first-seen time and total event count;
 * two "recent bucket" slots with their own 10 min / 1 h counters, for per-bucket bursts
   and for "a bucket first read within the hour is being drained".
@@ -55,6 +57,15 @@ N_WIN = 9
 # Peak slots: which short-window value each tracks (``Observation.peaks`` is in this order).
 PEAKS = ("evt1m", "evt10m", "get10m", "bytes10m", "bytes1h", "del10m", "nov10m", "err10m")
 P_EVT1, P_EVT10, P_GET10, P_BYT10, P_BYT60, P_DEL10, P_NOV10, P_ERR10 = range(len(PEAKS))
+# Network filters (source IPs and prefixes) in generations. A filter that never forgets fills:
+# at 60 distinct IPs a 128-bit filter is 75% set and misses 43% of new IPs, and a person's
+# laptop sees that many networks in a few months. When the current generation is half full
+# (~30 networks, a 12.5% miss rate) and at least this old, it becomes the previous generation
+# and a new one starts; an address is known if either holds it. A network used within the
+# last generation stays known; one unused for a whole generation can read as new again. A
+# principal that fills the filter within days (a Lambda role on ever-changing AWS addresses)
+# keeps a full previous generation, so its churn stays as unremarkable as it was.
+NETWORK_GENERATION_S = 30 * 86400.0
 # An hour of the day holding less than this share of a principal's activity is off-hours for
 # it; GetObjects in such hours are counted (OFF60) so a night-time drain stands out even while
 # it slowly makes that hour "usual".
@@ -65,10 +76,13 @@ OFF_HOURS_SHARE = 0.02
 # nothing (results do not depend on batch boundaries).
 # Bumped whenever the encoded layout changes: checkpoints refuse another format and the Faust
 # table's name carries it, so a new version starts a fresh changelog instead of misreading one.
-STATE_FORMAT = 2
-_HEAD = struct.Struct("<dIIII")  # last_time, first_seen, total, cand_since, novel_origin_at
+STATE_FORMAT = 3
+_HEAD = struct.Struct("<dIIIII")  # last_time, first_seen, total, cand_since, novel_origin_at, net_since
 _BLOOM_BYTES = tuple(bits // 8 for _, bits in BLOOMS)
 _HOW_BYTES = 21  # 168 bits
+_IP, _PREFIX = 2, 3  # the network filters' places in BLOOMS
+_OLD_IP_BYTES = _BLOOM_BYTES[_IP]
+_OLD_PREFIX_BYTES = _BLOOM_BYTES[_PREFIX]
 ENCODED_SIZE = (
     _HEAD.size
     + 4 * (N_WIN + 2 * len(PEAKS) + 3 * N_RECENT)  # windows, peaks, candidates, recent-bucket counters
@@ -76,6 +90,8 @@ ENCODED_SIZE = (
     + 24  # hour-of-day profile
     + sum(_BLOOM_BYTES)
     + _HOW_BYTES
+    + _OLD_IP_BYTES
+    + _OLD_PREFIX_BYTES
 )
 
 
@@ -217,7 +233,10 @@ class Baseline:
         "hours",
         "how",
         "last_time",
+        "net_since",
         "novel_origin_at",
+        "old_ip",
+        "old_prefix",
         "peaks",
         "rkey",
         "rval",
@@ -231,6 +250,9 @@ class Baseline:
         self.total = 0
         self.cand_since = 0
         self.novel_origin_at = 0  # last time a new network or client family appeared
+        self.net_since = 0  # when the current generation of the network filters began
+        self.old_ip = 0  # the previous generation of the IP and prefix filters
+        self.old_prefix = 0
         self.win = array("f", bytes(4 * N_WIN))
         self.peaks = array("f", _ZERO_PEAKS)
         self.cand = array("f", _ZERO_PEAKS)
@@ -245,7 +267,12 @@ class Baseline:
     def encode(self) -> bytes:
         parts = [
             _HEAD.pack(
-                self.last_time, self.first_seen, min(self.total, 0xFFFFFFFF), self.cand_since, self.novel_origin_at
+                self.last_time,
+                self.first_seen,
+                min(self.total, 0xFFFFFFFF),
+                self.cand_since,
+                self.novel_origin_at,
+                self.net_since,
             ),
             self.win.tobytes(),
             self.peaks.tobytes(),
@@ -256,6 +283,8 @@ class Baseline:
         ]
         parts += [b.to_bytes(n, "little") for b, n in zip(self.blooms, _BLOOM_BYTES, strict=True)]
         parts.append(self.how.to_bytes(_HOW_BYTES, "little"))
+        parts.append(self.old_ip.to_bytes(_OLD_IP_BYTES, "little"))
+        parts.append(self.old_prefix.to_bytes(_OLD_PREFIX_BYTES, "little"))
         return b"".join(parts)
 
     @classmethod
@@ -263,7 +292,7 @@ class Baseline:
         if len(data) != ENCODED_SIZE:
             raise ValueError(f"baseline record is {len(data)} bytes, expected {ENCODED_SIZE}")
         b = cls.__new__(cls)
-        b.last_time, b.first_seen, b.total, b.cand_since, b.novel_origin_at = _HEAD.unpack_from(data, 0)
+        b.last_time, b.first_seen, b.total, b.cand_since, b.novel_origin_at, b.net_since = _HEAD.unpack_from(data, 0)
         off = _HEAD.size
         arrays: list[Any] = []
         for code, n in _ARRAYS:
@@ -280,6 +309,10 @@ class Baseline:
             off += n
         b.blooms = blooms
         b.how = int.from_bytes(data[off : off + _HOW_BYTES], "little")
+        off += _HOW_BYTES
+        b.old_ip = int.from_bytes(data[off : off + _OLD_IP_BYTES], "little")
+        off += _OLD_IP_BYTES
+        b.old_prefix = int.from_bytes(data[off : off + _OLD_PREFIX_BYTES], "little")
         return b
 
     # -- the update ----------------------------------------------------------------------
@@ -294,7 +327,7 @@ class Baseline:
         else:
             self.last_time = t
         if first:
-            self.first_seen = int(t)
+            self.first_seen = self.net_since = int(t)
         if dt > 0.0:
             exp = math.exp
             d1, d10, d60 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0)
@@ -315,6 +348,9 @@ class Baseline:
             self.cand_since = int(t)
         blooms = self.blooms
         blooms_before = tuple(blooms)
+        if self.old_ip or self.old_prefix:  # what is known is what either generation holds
+            b = blooms_before
+            blooms_before = (b[0], b[1], b[_IP] | self.old_ip, b[_PREFIX] | self.old_prefix, *b[4:])
         peaks_before = tuple(peaks)
         hours = self.hours
         hour = int(t // 3600) % 24
@@ -337,12 +373,14 @@ class Baseline:
             blooms[4] |= m
         prefix = "" if known_network else ip_prefix(ev.source_ip)
         if prefix:
-            m = _mask(2, ev.source_ip)
-            ip_known = blooms[2] & m == m
-            blooms[2] |= m
-            m = _mask(3, prefix)
-            prefix_known = blooms[3] & m == m
-            blooms[3] |= m
+            m = _mask(_IP, ev.source_ip)
+            ip_known = blooms[_IP] & m == m or self.old_ip & m == m
+            blooms[_IP] |= m
+            m = _mask(_PREFIX, prefix)
+            prefix_known = blooms[_PREFIX] & m == m or self.old_prefix & m == m
+            blooms[_PREFIX] |= m
+            if t - self.net_since >= NETWORK_GENERATION_S:
+                self._age_networks(t)
         if ev.bucket:
             m = _mask(1, ev.bucket)
             bucket_known = blooms[1] & m == m
@@ -432,6 +470,15 @@ class Baseline:
             t - self.novel_origin_at if self.novel_origin_at else math.inf,
             w[OFF60],
         )
+
+    def _age_networks(self, t: float) -> None:
+        """Start a new generation of the network filters once the current one is half full."""
+        blooms = self.blooms
+        if blooms[_IP].bit_count() * 2 < BLOOMS[_IP][1] and blooms[_PREFIX].bit_count() * 2 < BLOOMS[_PREFIX][1]:
+            return
+        self.old_ip, self.old_prefix = blooms[_IP], blooms[_PREFIX]
+        blooms[_IP] = blooms[_PREFIX] = 0
+        self.net_since = int(t)
 
     def _recent_bucket(
         self, ev: Event, t: float, d10: float, d60: float, known: bool
