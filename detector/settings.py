@@ -4,7 +4,8 @@ Every model is frozen and forbids unknown keys, so a typo is an error that names
 and the key path (``detection.getobject_burst.min_objcts: unknown key``), not a setting
 silently ignored. Environment overrides use ``__`` between levels:
 ``DETECTOR_DETECTION__ANOMALY__QUANTILE=0.9995``; values are parsed as YAML scalars.
-Secrets (webhook tokens) are ``SecretStr`` and print as ``**********``.
+Secrets (webhook tokens) are ``SecretStr`` and print as ``**********``, as do the paths and
+queries of webhook URLs in ``config show``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -206,6 +208,13 @@ class Sink(_Model):
     region: str | None = Field(None, description="sns: AWS region (default: the SDK's)")
     endpoint_url: str | None = Field(None, description="sns: endpoint override (emulators)")
 
+    @model_validator(mode="after")
+    def _required_by_kind(self) -> Sink:
+        needs = {"file": "path", "webhook": "url", "sns": "topic_arn"}.get(self.kind)
+        if needs is not None and not getattr(self, needs):
+            raise ValueError(f"a {self.kind} sink needs {needs}")
+        return self
+
 
 class Source(_Model):
     kind: Literal["simulate", "kinesis", "s3", "file", "stdin"] = "simulate"
@@ -319,8 +328,28 @@ class Settings(_Model):
     suppressions: tuple[Suppression, ...] = ()
 
     def masked(self) -> dict[str, Any]:
-        """The effective config as plain data, secrets masked (``config show``)."""
-        return self.model_dump(mode="json")
+        """The effective config as plain data, secrets masked (``config show``).
+
+        Webhook URLs show only scheme, host and port: Slack-style URLs carry their secret in
+        the path, others in the query or user info.
+        """
+        data = self.model_dump(mode="json")
+        for sink in data["sinks"]:
+            if sink.get("url"):
+                sink["url"] = _mask_url(sink["url"])
+        return data
+
+
+MASK = "*" * 10  # what pydantic prints for a SecretStr
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}/{MASK}"
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def sink_names(settings: Settings) -> list[str]:
 
 
 def build_sinks(settings: Settings, metrics: Metrics | None, state_dir: Path) -> list[Sink]:
-    """One sink per ``settings.sinks`` entry; a missing required field is a ``ConfigError``."""
+    """One sink per ``settings.sinks`` entry (``settings.Sink`` has checked each one's fields)."""
     sinks: list[Sink] = []
     for i, (cfg, name) in enumerate(zip(settings.sinks, sink_names(settings), strict=True)):
         where = f"sinks.{i}"
@@ -38,14 +38,12 @@ def build_sinks(settings: Settings, metrics: Metrics | None, state_dir: Path) ->
         elif cfg.kind == "file":
             from detector.sinks.file import FileSink
 
-            if cfg.path is None:
-                raise ConfigError(f"{where}: a file sink needs path")
+            assert cfg.path is not None  # settings.Sink requires it
             sinks.append(FileSink(cfg.path, name=name))
         elif cfg.kind == "webhook":
             from detector.sinks.webhook import webhook_sink
 
-            if not cfg.url:
-                raise ConfigError(f"{where}: a webhook sink needs url")
+            assert cfg.url  # settings.Sink requires it
             sinks.append(
                 webhook_sink(
                     name, cfg.url, cfg.token, cfg.timeout_s, cfg.max_retries, state_dir / "spool" / name, metrics
@@ -54,8 +52,7 @@ def build_sinks(settings: Settings, metrics: Metrics | None, state_dir: Path) ->
         elif cfg.kind == "sns":
             from detector.sinks.sns import sns_sink
 
-            if not cfg.topic_arn:
-                raise ConfigError(f"{where}: an sns sink needs topic_arn")
+            assert cfg.topic_arn  # settings.Sink requires it
             sinks.append(
                 sns_sink(
                     name,

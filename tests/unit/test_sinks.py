@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from detector.alert import Alert, Explanation
 from detector.errors import ConfigError
 from detector.metrics import Metrics
-from detector.settings import Settings
+from detector.settings import Settings, load
 from detector.sinks import build_sinks, sink_names
 from detector.sinks.file import FileSink
 from detector.sinks.sns import MAX_SUBJECT, sns_sink, subject
@@ -256,8 +256,13 @@ def test_build_sinks_names_repeats_and_requires_fields(tmp_path: Path) -> None:
     assert [x.name for x in sinks] == ["stdout", "file", "file-2"]
     for x in sinks:
         x.close()
-    with pytest.raises(ConfigError, match=r"sinks\.0: a webhook sink needs url"):
-        build_sinks(Settings.model_validate({"sinks": [{"kind": "webhook"}]}), None, tmp_path)
+    # A sink missing what its kind needs is a config error naming the file and key, so
+    # `detector config check` catches it before `run` does.
+    for kind, needs in (("webhook", "url"), ("file", "path"), ("sns", "topic_arn")):
+        config = tmp_path / f"{kind}.yaml"
+        config.write_text(f"sinks:\n  - kind: stdout\n  - kind: {kind}\n")
+        with pytest.raises(ConfigError, match=rf"{config}: sinks\.1: .*a {kind} sink needs {needs}"):
+            load(config, env={})
 
 
 def test_sns_subject_respects_the_limits() -> None:
