@@ -228,13 +228,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.file and args.config and args.file != args.config:
+        raise ConfigError(f"config {args.action}: two files given ({args.file} and --config {args.config}); give one")
+    path = args.file or args.config
+    settings = _settings(path)  # raises ConfigError naming the file and key
     if args.action == "check":
-        from detector import settings as settings_mod
-
-        settings_mod.load(Path(args.file))
-        sys.stdout.write(f"{args.file}: ok\n")
+        sys.stdout.write(f"{_config_path(path) or 'defaults'}: ok\n")
         return 0
-    settings = _settings(args.config)
     sys.stdout.write(orjson.dumps(settings.masked(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", help="check or show configuration")
     c.add_argument("action", choices=["check", "show"])
-    c.add_argument("file", nargs="?", default=str(DEFAULT_CONFIG), help="config file (check)")
+    c.add_argument("file", nargs="?", help="config file (same as --config)")
     common(c)
     c.set_defaults(func=cmd_config)
     return p

@@ -73,15 +73,25 @@ def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     proc = _run("config", "check", str(f))
     assert proc.returncode == 2
     assert f"{f}: pipeline.batch_sise: unknown key" in proc.stderr.decode()
+    proc = _run("config", "check", "--config", str(f))  # the flag names the same file
+    assert proc.returncode == 2 and "batch_sise" in proc.stderr.decode()
+    proc = _run("config", "show", str(f))
+    assert proc.returncode == 2 and "batch_sise" in proc.stderr.decode()
     proc = _run("config", "check", "config/detector.yaml")
     assert proc.returncode == 0
 
 
 def test_config_show_masks_secrets(tmp_path: Path) -> None:
     f = tmp_path / "c.yaml"
-    f.write_text("sinks:\n  - {kind: webhook, url: 'http://127.0.0.1:9/x', token: s3cr3t}\n")
+    f.write_text(
+        "sinks:\n  - {kind: webhook, url: 'http://127.0.0.1:9/x', token: s3cr3t}\n"
+        "  - {kind: webhook, url: 'https://user:pw1@hooks.example.com/services/T0/B0/hooksecret?sig=qs2'}\n"
+    )
     proc = _run("config", "show", "--config", str(f))
-    assert proc.returncode == 0 and b"s3cr3t" not in proc.stdout and b"**********" in proc.stdout
+    assert proc.returncode == 0 and b"**********" in proc.stdout
+    for secret in (b"s3cr3t", b"pw1", b"hooksecret", b"qs2"):
+        assert secret not in proc.stdout
+    assert b"https://hooks.example.com/**********" in proc.stdout
 
 
 def test_tampered_model_is_refused_with_exit_2(tmp_path: Path) -> None:
