@@ -70,6 +70,11 @@ REJECT_REASONS: frozenset[str] = frozenset(
     }
 )
 
+# What is recognised and counted but not an event (``records_skipped`` reasons): skipped
+# outright, or set aside whole (digests, Insights events).
+SKIP_KINDS = ("control_message", "empty_container")
+ASIDE_KINDS = ("digest", "insight")
+
 DETAIL_LIMIT = 300
 SAMPLE_LIMIT = 200
 _POSITION_LIMIT = 1024

@@ -8,9 +8,14 @@ sink name, shard id: shards are few and operator-controlled).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+if TYPE_CHECKING:
+    from detector.alert import Alert
 
 # Anomaly scores are calibrated to [0, 1] (higher = more anomalous); alert thresholds sit
 # between 0.55 and 0.8, so buckets are dense there.
@@ -95,7 +100,9 @@ class Metrics:
                 registry=reg,
             ),
             events_scored=Counter(name("events_scored"), "Events scored by the model", registry=reg),
-            alerts=Counter(name("alerts"), "Alerts emitted", ["kind"], registry=reg),
+            alerts=Counter(
+                name("alerts"), "Alerts opened and handed to the sinks (updates not counted)", ["kind"], registry=reg
+            ),
             alerts_suppressed=Counter(
                 name("alerts_suppressed"), "Alerts matched by a suppression rule", ["kind"], registry=reg
             ),
@@ -164,3 +171,39 @@ class Metrics:
                 registry=reg,
             ),
         )
+
+    def prime(self, sources: Iterable[str], sinks: Iterable[str] = (), scoring: bool = True) -> None:
+        """Create every series this process can report, at zero.
+
+        A labelled series exists only once it is first touched, so without this a panel or an
+        alert rule over rejects, skips or alerts shows "no data" until the first one, and
+        ``increase()`` misses that first one.
+        """
+        from detector.alert import KINDS
+        from detector.decode import ASIDE_KINDS, REJECT_REASONS, SKIP_KINDS
+
+        for source in sources:
+            self.records_received.labels(source)
+            self.records_general_reader.labels(source)
+            self.events_decoded.labels(source)
+            for reason in REJECT_REASONS:
+                self.records_rejected.labels(source, reason)
+            for kind in (*SKIP_KINDS, *ASIDE_KINDS):
+                self.records_skipped.labels(source, kind)
+        for sink in sinks:
+            self.sink_delivered.labels(sink)
+            self.sink_failures.labels(sink)
+        if not scoring:  # the bridge: no alerts, no model
+            return
+        for kind in KINDS:
+            self.alerts.labels(kind)
+            self.alerts_suppressed.labels(kind)
+        for result in ("ok", "rejected"):
+            self.model_reloads.labels(result)
+            self.config_reloads.labels(result)
+
+    def count_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Count the alerts handed to the sinks: opened ones, by kind (updates are not new alerts)."""
+        for a in alerts:
+            if a.status == "open":
+                self.alerts.labels(a.kind).inc()

@@ -226,7 +226,7 @@ class Detector:
             del cache[next(iter(cache))]
 
         if self.metrics is not None:
-            self._observe_metrics(fresh, scores, alerts, duplicates, time.perf_counter() - started)
+            self._observe_metrics(fresh, scores, duplicates, time.perf_counter() - started)
         return BatchResult(alerts=alerts, scored=n, duplicates=duplicates, scores=scores, features=x, events=fresh)
 
     def _expire(self, state: PrincipalState, now: float) -> None:
@@ -300,9 +300,7 @@ class Detector:
             },
         )
 
-    def _observe_metrics(
-        self, fresh: list[Event], scores: np.ndarray, alerts: list[Alert], duplicates: int, seconds: float
-    ) -> None:
+    def _observe_metrics(self, fresh: list[Event], scores: np.ndarray, duplicates: int, seconds: float) -> None:
         m = self.metrics
         assert m is not None
         m.events_scored.inc(len(fresh))
@@ -315,8 +313,5 @@ class Detector:
         for i in range(0, len(fresh), step):
             m.anomaly_score.observe(float(scores[i]) if scores.size else 0.0)
             m.event_age_seconds.observe(max(0.0, now - fresh[i].time))
-        for a in alerts:
-            if a.status == "open":
-                m.alerts.labels(a.kind).inc()
         m.principals_tracked.set(len(self.store))
         m.last_event_timestamp.set(now)

@@ -506,7 +506,9 @@ def run_bridge(
     status.start()
     try:
         def make_source() -> Source:
-            return open_source(settings, inputs, endpoint_url, metrics)
+            source = open_source(settings, inputs, endpoint_url, metrics)
+            metrics.prime([source.name], scoring=False)
+            return source
 
         summary = asyncio.run(bridge_main(settings, make_source, metrics, health, inputs, max_seconds))
     finally:

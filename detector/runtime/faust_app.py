@@ -439,6 +439,7 @@ def build_app(
         await send_all(alerts_topic, [(a.alert_id.encode(), a.to_json()) for a in alerts], "alerts topic")
         if metrics is not None:
             metrics.sink_delivered.labels(ALERTS_TOPIC_SINK).inc(len(alerts))
+            metrics.count_alerts(alerts)
         for sink in loop_sinks:
             for a in alerts:
                 sink.add(a)
@@ -521,6 +522,7 @@ def run_worker(settings: Settings, name: str = "worker", status_port: int | None
         detector = Detector(settings, model, store={}, metrics=metrics)
         (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
         sinks = _build_sinks(settings, metrics)
+        metrics.prime([SOURCE], [ALERTS_TOPIC_SINK, *(s.name for s in sinks)])
         worker_app = build_app(settings, detector, metrics, sinks, name=name, health=health)
         worker = Worker(
             worker_app.app,

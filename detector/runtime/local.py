@@ -448,6 +448,8 @@ class Runtime:
                 continue
             if not self.emitted.add(alert):
                 continue
+            if self.metrics is not None:
+                self.metrics.count_alerts([alert])
             for sink in self.sinks:
                 if sink.name in self.retry:  # keep a failing sink's alerts in order
                     self.retry[sink.name].append(alert)
@@ -750,6 +752,7 @@ def run(settings: Settings, args: Any) -> int:
         detector = Detector(settings, model, store={}, metrics=metrics)
         ingest = Ingest(metrics, dead)
         sinks = build_sinks(settings, metrics, state_dir)
+        metrics.prime([source.name], [s.name for s in sinks])
         watch = ModelWatch(settings.model, detector, metrics, health)
         config_path = getattr(args, "config_path", None)
         runtime = Runtime(

@@ -12,10 +12,13 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from detector import simulate
+from detector.alert import KINDS
 from detector.baseline import ENCODED_SIZE, STATE_FORMAT
 from detector.ingest import Ingest
+from detector.metrics import Metrics
 from detector.ordering import SeenIds
 from detector.pipeline import Detector
 from detector.runtime.checkpoint import (
@@ -186,6 +189,47 @@ def test_resumed_runs_end_exactly_where_an_uninterrupted_run_ends(tmp_path: Path
     assert rt.detector.store == whole.detector.store
     assert rt.detector.seen._buckets == whole.detector.seen._buckets
     assert {a.alert_id for a in sink.alerts} == {a.alert_id for a in whole_sink.alerts}
+
+
+class _WarmingSource(FileSource):
+    """A file source with a warm-up, as the demo's simulator has: earlier alerts are not delivered."""
+
+    warmup_until = float("-inf")
+
+
+def test_alert_metrics_count_what_reached_the_sinks_and_every_series_starts_at_zero(
+    tmp_path: Path, archive: Path
+) -> None:
+    settings = _settings(tmp_path)
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+    sink = ListSink()
+    metrics.prime(["file"], [sink.name])
+    value = registry.get_sample_value
+    assert value("detector_records_rejected_total", {"source": "file", "reason": "invalid_json"}) == 0
+    assert value("detector_records_general_reader_total", {"source": "file"}) == 0
+    assert value("detector_alerts_total", {"kind": "exfiltration"}) == 0
+    assert value("detector_sink_delivered_total", {"sink": "list"}) == 0
+
+    source = _WarmingSource([str(archive)])
+    source.warmup_until = simulate.DEFAULT_START + 86400  # the first of the two days is warm-up
+    detector = Detector(settings, None, store={}, metrics=metrics)
+    rt = Runtime(
+        settings, source, [sink], detector, Ingest(metrics), None, metrics=metrics, source_id="file:a", poll_records=40
+    )
+    rt.source.start({})
+    while not rt.drained:
+        rt.step()
+    assert rt.warmup_alerts > 0 and sink.alerts  # alerts on both sides of the warm-up
+    opened: dict[str, int] = {}
+    for a in sink.alerts:
+        if a.status == "open":
+            opened[a.kind] = opened.get(a.kind, 0) + 1
+    counted = {kind: value("detector_alerts_total", {"kind": kind}) for kind in opened}
+    assert counted == opened
+    assert sum(registry.get_sample_value("detector_alerts_total", {"kind": k}) or 0 for k in KINDS) == sum(
+        opened.values()
+    )
 
 
 def test_live_reorder_releases_by_hold_time_and_restores_in_order() -> None:
