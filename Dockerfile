@@ -37,7 +37,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
-    DETECTOR_STATE_DIR=/var/lib/detector
+    DETECTOR_STATE_DIR=/var/lib/detector \
+    DETECTOR_METRICS__HOST=0.0.0.0
 
 RUN groupadd --system --gid 10001 detector \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
@@ -51,6 +52,8 @@ COPY config/ /app/config/
 
 USER 10001:10001
 VOLUME ["/var/lib/detector"]
+# config/detector.yaml serves metrics on 127.0.0.1 (safe on a laptop); in a container only
+# 0.0.0.0 is reachable through the published port. The network namespace is the boundary.
 EXPOSE 9108
 
 # Liveness from /healthz without curl in the image; urlopen raises on a 503, so exit != 0.

@@ -153,6 +153,8 @@ def test_state_on_a_volume_and_read_only_root_friendly(instructions: list[Instru
     assert volume == [STATE_DIR]
     assert [i.args for i in runtime if i.keyword == "WORKDIR"] == ["/app"]
     assert [i.args for i in runtime if i.keyword == "EXPOSE"] == ["9108"]
+    # The config binds 127.0.0.1; a published port reaches only 0.0.0.0 inside the container.
+    assert values["DETECTOR_METRICS__HOST"] == "0.0.0.0"
 
 
 def healthcheck_command(instructions: list[Instruction]) -> list[str]:
