@@ -616,8 +616,27 @@ def source_id(settings: Settings) -> str:
     if s.kind == "file":
         return "file:" + ",".join(s.paths)
     if s.kind == "simulate":
-        return f"simulate:seed={s.seed},days={s.days}"
+        return f"{DEMO_SOURCE}:seed={s.seed},days={s.days}"
     return s.kind
+
+
+DEMO_SOURCE = "simulate"  # the source_id prefix of the demo's checkpoints
+
+
+def resumable(cp: Checkpoint | None) -> Checkpoint | None:
+    """``cp`` unless it is the demo's: simulated baselines must never become a real source's.
+
+    The demo writes its checkpoint to the same ``state_dir`` a real source uses, so the first
+    real run in a checkout that ran the demo finds it; it starts empty instead, and its own
+    first checkpoint replaces the demo's.
+    """
+    if cp is not None and cp.source_id.startswith(DEMO_SOURCE + ":"):
+        log.warning(
+            "the checkpoint holds the demo's simulated baselines: starting with empty ones",
+            extra={"event": "checkpoint_demo_ignored", "was": cp.source_id, "principals": len(cp.store)},
+        )
+        return None
+    return cp
 
 
 def build_source(settings: Settings, metrics: Metrics | None = None) -> Source:
@@ -771,7 +790,7 @@ def run(settings: Settings, args: Any) -> int:
         positions: dict[str, str] = {}
         resumed = False
         if settings.source.kind != "simulate":  # the demo always starts from the beginning
-            cp = checkpoints.load()  # CheckpointError when unusable: better stop than silently start over
+            cp = resumable(checkpoints.load())  # CheckpointError when unusable: stop, never silently start over
             if cp is not None:
                 positions = runtime.restore(cp)
                 resumed = True

@@ -30,8 +30,10 @@ from detector.runtime.checkpoint import (
     LocalCheckpointStore,
     decode,
     encode,
+    seed,
 )
-from detector.runtime.local import LiveReorder, Runtime
+from detector.runtime.local import LiveReorder, Runtime, resumable
+from detector.runtime.local import source_id as source_id_of
 from detector.settings import Settings, load
 from detector.sources.files import FileSource
 from tests.factories import T0, ListSink, assumed_role, event
@@ -189,6 +191,17 @@ def test_resumed_runs_end_exactly_where_an_uninterrupted_run_ends(tmp_path: Path
     assert rt.detector.store == whole.detector.store
     assert rt.detector.seen._buckets == whole.detector.seen._buckets
     assert {a.alert_id for a in sink.alerts} == {a.alert_id for a in whole_sink.alerts}
+
+
+def test_the_demos_checkpoint_never_seeds_a_real_source(tmp_path: Path) -> None:
+    demo = seed({"arn:aws:iam::1:user/sim": b"x"}, SeenIds(3600).encode(), "unused")
+    demo = Checkpoint(source_id_of(load(None, env={})), {}, demo.store, demo.seen)
+    assert demo.source_id.startswith("simulate:")  # the default config runs the demo
+    assert resumable(demo) is None
+    real = Checkpoint("kinesis:trail", {"shard-0": "42"}, demo.store, demo.seen)
+    assert resumable(real) is real
+    seeded = seed(demo.store, demo.seen, "replay of s3://archive")
+    assert resumable(seeded) is seeded
 
 
 class _WarmingSource(FileSource):
