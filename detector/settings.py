@@ -3,7 +3,7 @@
 Every model is frozen and forbids unknown keys, so a typo is an error that names the file
 and the key path (``detection.getobject_burst.min_objcts: unknown key``), not a setting
 silently ignored. Environment overrides use ``__`` between levels:
-``DETECTOR_DETECTION__ANOMALY__QUANTILE=0.9995``; values are parsed as YAML scalars.
+``DETECTOR_PIPELINE__BATCH_SIZE=1024``; values are parsed as YAML scalars.
 Secrets (webhook tokens) are ``SecretStr`` and print as ``**********``, as do the paths and
 queries of webhook URLs in ``config show``.
 """
