@@ -96,7 +96,8 @@ class Metrics:
             events_duplicate=Counter(name("events_duplicate"), "Events dropped as duplicates by eventID", registry=reg),
             events_late=Counter(
                 name("events_late"),
-                "Events older than the allowed lateness, scored but not used to advance baselines",
+                "Events behind the reorder watermark (older than the allowed lateness): scored and added to "
+                "baselines at once, without moving their clocks back",
                 registry=reg,
             ),
             events_scored=Counter(name("events_scored"), "Events scored by the model", registry=reg),

@@ -2247,6 +2247,7 @@ def write_archive(p: SimulationPlan, out: Path) -> dict[str, Any]:
         "labels": len(labs),
         "attack_events": sum(len(lab.event_ids) for lab in labs),
         "by_kind": dict(sorted(by_kind.items())),
+        "test_start": _iso(p.test_start),  # attacks from here on: train with --until this
     }
     meta = {
         **dataclasses.asdict(p),

@@ -345,6 +345,10 @@ def test_write_archive_writes_a_real_cloudtrail_layout(tmp_path: Path) -> None:
     assert len(meta["principals"]) == p.n_principals
     assert {"arn", "kind"} <= set(meta["principals"][0])
     assert meta["counts"]["events"] == summary["events"]
+    # the summary says where training must stop: no labelled attack event before it
+    assert summary["test_start"] == meta["test_start_iso"]
+    first_attack = min(json.loads(line)["start"] for line in files["labels.jsonl"].splitlines())
+    assert first_attack >= p.test_start
 
     # same plan, same bytes: file names, gzip headers and record order are all seeded
     simulate.write_archive(p, tmp_path / "b")
