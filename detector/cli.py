@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from detector.errors import ConfigError, DetectorError, ModelError, SourceError
+from detector.textsafe import clip
 
 DEFAULT_CONFIG = Path("config/detector.yaml")
 # The pipeline allocates a few dozen short-lived objects per event (decoded JSON, Event,
@@ -329,21 +330,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        sys.stderr.write(f"detector: config error: {exc}\n")
-        return 2
+        return _fail(f"config error: {exc}", 2)
     except ModelError as exc:  # the configured artifact is unusable: fix the config or retrain
-        sys.stderr.write(f"detector: model error: {exc}\n")
-        return 2
+        return _fail(f"model error: {exc}", 2)
     except SourceError as exc:
-        sys.stderr.write(f"detector: {exc}\n")
-        return 3
+        return _fail(clip(str(exc), 2000), 3)
     except DetectorError as exc:
-        sys.stderr.write(f"detector: {exc}\n")
-        return 1
+        return _fail(clip(str(exc), 2000), 1)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # an output path we cannot write (--alerts into a missing directory, ...)
+        return _fail(clip(f"{exc.filename or ''}: {exc.strerror or exc}", 2000), 3)
+
+
+def _fail(message: str, code: int) -> int:
+    """The error on stderr, escaped (paths and details can come from file names and records).
+
+    One line per line of the message: a config error lists up to ten problems, one per line;
+    everything else is one line, since a newline in a file name is escaped, not printed.
+    """
+    for line in message.split("\n"):
+        sys.stderr.write(f"detector: {clip(line, 2000)}\n")
+    return code
 
 
 if __name__ == "__main__":
