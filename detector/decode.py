@@ -186,7 +186,8 @@ def parse_event_time(value: str) -> float:
     Raises
     ------
     ValueError
-        If ``value`` is not a string or not an ISO 8601 date-time.
+        If ``value`` is not a string, not an ISO 8601 date-time, or outside
+        ``EARLIEST_EVENT_TIME`` .. ``LATEST_EVENT_TIME``.
     """
     if type(value) is not str:
         if not isinstance(value, str):
@@ -194,16 +195,26 @@ def parse_event_time(value: str) -> float:
         value = str(value)
     seconds = _times.get(value)
     if seconds is None:
+        if len(value) > _MAX_TIME_TEXT:
+            raise ValueError(f"event time is {len(value)} characters long")
         moment = _fromisoformat(value)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        seconds = remember(_times, value, moment.timestamp(), _TIMES_MAX)
+        seconds = moment.timestamp()
+        if not EARLIEST_EVENT_TIME <= seconds < LATEST_EVENT_TIME:
+            raise ValueError("event time is outside 2000-01-01 .. 2100-01-01")
+        remember(_times, value, seconds, _TIMES_MAX)
     return seconds
 
 
 # Thousands of events share each second: memoise the parse (a bounded cache, never state).
 _TIMES_MAX = 100_000
 _times: dict[str, float] = {}
+# CloudTrail began in 2013. A time outside this range is forged or corrupt, and would not fit
+# the baselines' 32-bit second counters (or, past year 9999, a datetime) anyway.
+EARLIEST_EVENT_TIME = 946_684_800.0  # 2000-01-01T00:00:00Z
+LATEST_EVENT_TIME = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+_MAX_TIME_TEXT = 64  # "2026-01-05T09:00:00.123456789+00:00" is 35; nothing longer is a time
 
 
 def check_event(obj: object) -> str | None:
@@ -505,6 +516,7 @@ def _is_ready(event: dict[str, Any]) -> bool:
         type(event.get("eventName")) is not str
         or type(event.get("eventSource")) is not str
         or type(event.get("eventID")) is not str
+        or not event["eventID"]
         or type(event.get("userIdentity")) is not dict
         or "insightDetails" in event
         or event.get("eventType") == INSIGHT_EVENT_TYPE
@@ -544,7 +556,7 @@ def _decode_event(event: dict[str, Any], position: str, out: Decoded) -> None:
             )
         _reject(out, reason, position, detail, event)
         return
-    if event.get("eventID") is None:
+    if not event.get("eventID"):  # absent, null or "" ("" would make every such event one duplicate)
         try:
             canonical = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError as exc:
@@ -571,8 +583,8 @@ def _problem(event: dict[str, Any]) -> tuple[str, str] | None:
             return "bad_field_type", f"{name} is {_json_type(value)}, expected a string"
     try:
         parse_event_time(event["eventTime"])
-    except ValueError:
-        return "bad_timestamp", f"eventTime {clip(event['eventTime'], 60)} is not an ISO 8601 date-time"
+    except ValueError as exc:
+        return "bad_timestamp", f"eventTime {clip(event['eventTime'], 60)} is not a usable ISO 8601 date-time: {exc}"
     for name, kind, kind_text in _OPTIONAL_FIELD_TYPES:
         value = event.get(name)
         if value is not None and type(value) is not kind:

@@ -14,10 +14,12 @@ from typing import Any
 
 from detector.decode import parse_event_time
 from detector.memo import remember
-from detector.principal import Principal, principal_of
+from detector.principal import MAX_UA, Principal, principal_of
 
-MAX_UA = 1024
 MAX_KEY = 1024
+# One GetObject returns at most one object, and S3 objects are at most 5 TiB. A larger count
+# is forged; clamped, it cannot overflow the baselines' float32 counters into inf and NaN.
+MAX_BYTES_OUT = float(5 * 2**40)
 
 S3_GET = frozenset({"GetObject"})
 S3_DELETE = frozenset({"DeleteObject", "DeleteObjects", "DeleteBucket", "DeleteObjectVersion"})
@@ -53,9 +55,14 @@ def principal_of_raw(raw: dict[str, Any]) -> Principal:
         issuer.get("arn") if isinstance(issuer, dict) else None,
         raw.get("recipientAccountId"),
         raw.get("sourceIPAddress"),
-        raw.get("userAgent"),
+        bounded_ua(raw.get("userAgent")),
     )
     return memo_principal(key, lambda: raw)
+
+
+def bounded_ua(ua: object) -> object:
+    """The part of a user agent ``principal_of`` reads: what a memo key must hold, and no more."""
+    return ua[:MAX_UA] if type(ua) is str else ua
 
 
 def memo_principal(key: tuple[object, ...], event: Callable[[], dict[str, Any]]) -> Principal:
@@ -158,7 +165,9 @@ class Event:
             is_data,
             bucket if type(bucket) is str else "",
             key[:MAX_KEY] if type(key) is str else "",
-            float(bytes_out) if (type(bytes_out) is int or type(bytes_out) is float) and bytes_out > 0 else 0.0,
+            (float(bytes_out) if bytes_out < MAX_BYTES_OUT else MAX_BYTES_OUT)
+            if (type(bytes_out) is int or type(bytes_out) is float) and bytes_out > 0  # NaN is not > 0
+            else 0.0,
             s3 and name in S3_GET,
             s3 and name in S3_DELETE,
         )

@@ -105,7 +105,14 @@ class Ingest:
         """Like ``blob``, each event with its CloudTrail JSON on one line (the bridge forwards it)."""
         pairs, data = typed.read_pairs(data)
         if pairs is None:
-            return [(ev, orjson.dumps(raw)) for ev, raw in self._decoded(data, position, source)]
+            out = []
+            for ev, raw in self._decoded(data, position, source):
+                try:
+                    out.append((ev, orjson.dumps(raw)))
+                except orjson.JSONEncodeError as exc:  # nested past orjson's 255 levels: cannot be forwarded
+                    sample = clip(repr(raw), 200)
+                    self._reject(Rejected("oversized", position, f"cannot forward: {exc}", sample), source)
+            return out
         return self._kept(pairs, lambda pair: pair[0], source)
 
     def _kept(self, items: list[T], event: Callable[[T], Event], source: str) -> list[T]:

@@ -37,6 +37,9 @@ _AUTOMATION_SESSION = re.compile(
 _PERSON_SESSION = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$|^[a-z][a-z'-]+[._][a-z][a-z'-]+$", re.IGNORECASE)
 _HUMAN_ROLE = re.compile(r"^(AWSReservedSSO_|.*(saml|okta|azuread|adfs|sso|federat|human|admin-user))", re.I)
 _BROWSER_UA = ("Mozilla/", "console.amazonaws.com", "signin.amazonaws.com", "AWS Internal")
+# CloudTrail truncates user agents at 1 KB; only that much of one is ever read (attributions and
+# their memo keys stay bounded however long a forged one is).
+MAX_UA = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,7 @@ def principal_of(event: dict[str, Any]) -> Principal:
         role_name = role_arn.rsplit("/", 1)[-1]
         if ui.get("invokedBy"):
             return Principal(role_arn, AUTOMATION, itype, arn, account, session, role_arn)
-        user_agent = str(event.get("userAgent") or "")
+        user_agent = str(event.get("userAgent") or "")[:MAX_UA]
         if session and _session_is_person(role_name, session, user_agent):
             return Principal(f"{role_arn}/{session.lower()}", HUMAN, itype, arn, account, session, role_arn)
         return Principal(role_arn, AUTOMATION, itype, arn, account, session, role_arn)
@@ -103,7 +106,7 @@ def principal_of(event: dict[str, Any]) -> Principal:
         key = arn or f"arn:aws:iam::{account}:user/{ui.get('userName') or ui.get('principalId') or 'unknown'}"
         # Long-lived access keys on IAM users are mostly people, but service users call
         # from SDKs on servers; the user agent tells them apart well enough for thresholds.
-        ua = str(event.get("userAgent") or "")
+        ua = str(event.get("userAgent") or "")[:MAX_UA]
         cls = (
             AUTOMATION
             if ua.startswith(("aws-sdk-", "Boto3/", "terraform", "aws-sdk-go")) and "cli" not in ua

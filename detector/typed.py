@@ -35,7 +35,7 @@ from detector.decode import (
     Decoded,
     gunzip,
 )
-from detector.event import Event, memo_principal
+from detector.event import Event, bounded_ua, memo_principal
 
 __all__ = ["Pair", "read", "read_event", "read_pairs"]
 
@@ -127,6 +127,12 @@ _read_array = msgspec.json.Decoder(list[_Event]).decode
 _read_raw_array = msgspec.json.Decoder(list[Raw]).decode
 _read_event = msgspec.json.Decoder(_Event).decode
 
+# What makes a reader step aside for decode: msgspec's errors, bad UTF-8 and a bad eventTime
+# are ValueErrors, an int past float range an OverflowError, nesting deeper than the
+# interpreter allows a RecursionError, and re-serialising an event nested past orjson's limit
+# (a pretty-printed record the bridge forwards) a JSONEncodeError. decode then judges.
+_DOUBT = (ValueError, OverflowError, RecursionError, orjson.JSONEncodeError)
+
 Pair = tuple[Event, bytes]
 T = TypeVar("T")
 
@@ -151,7 +157,7 @@ def read_event(line: bytes) -> Event | None:
         return None
     try:
         return _event(_read_event(line))
-    except (ValueError, OverflowError):
+    except _DOUBT:
         return None
 
 
@@ -163,11 +169,10 @@ def _read(data: bytes, document: Callable[[bytes], list[T] | None]) -> tuple[lis
     head = inner[:1]
     if head != b"{" and head != b"[":
         return None, data  # base64, nested gzip, whitespace, not JSON: decode unwraps and judges
-    # msgspec's errors, bad UTF-8 and a bad eventTime are ValueErrors; an int past float range
-    # is an OverflowError. Either way decode reads the blob and says what is wrong.
+    # Either way decode reads the blob and says what is wrong (see _DOUBT).
     try:
         return document(inner), inner
-    except (ValueError, OverflowError):
+    except _DOUBT:
         pass
     if not JSON_LINES_HEAD.match(inner):
         return None, inner
@@ -181,7 +186,7 @@ def _read(data: bytes, document: Callable[[bytes], list[T] | None]) -> tuple[lis
             if got is None:
                 return None, inner
             out.extend(got)
-    except (ValueError, OverflowError):
+    except _DOUBT:
         return None, inner
     return out, inner
 
@@ -220,7 +225,7 @@ def _dispatch(
         return None
     if doc.detail_type is not UNSET:
         kind = msgspec.json.decode(doc.detail_type)
-        if kind not in EVENTBRIDGE_EVENT_TYPES or doc.detail is UNSET:
+        if type(kind) is not str or kind not in EVENTBRIDGE_EVENT_TYPES or doc.detail is UNSET:
             return None
         one = item(doc.detail)
     else:
@@ -276,7 +281,7 @@ def _event(e: _Event) -> Event | None:
         name is UNSET
         or source is UNSET
         or when is UNSET
-        or event_id is None
+        or not event_id  # absent, null or "": decode gives it a synthetic one
         or e.insightDetails is not UNSET
         or e.detail_type is not UNSET
         or e.eventType == INSIGHT_EVENT_TYPE
@@ -293,7 +298,7 @@ def _event(e: _Event) -> Event | None:
         issuer.arn if issuer is not None else None,
         e.recipientAccountId,
         e.sourceIPAddress,
-        e.userAgent,
+        bounded_ua(e.userAgent),
         None if ui is None or ui.onBehalfOf is UNSET else ui.onBehalfOf,
     )
     params = e.requestParameters
