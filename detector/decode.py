@@ -47,8 +47,17 @@ __all__ = [
 MAX_RECORD_BYTES = 1 << 20
 """One event, JSON line or Kinesis record larger than this is rejected as ``oversized``."""
 
-MAX_BLOB_BYTES = 1 << 30
-"""Cap on any blob, before or after decompression: the gzip-bomb guard."""
+MAX_BLOB_BYTES = 1 << 28
+"""Cap on any blob, before or after decompression: the gzip-bomb guard.
+
+256 MiB is several times the largest CloudTrail file a busy account writes in its five
+minutes. The cap is on bytes; JSON of tiny items (``[[],[],...]``) still parses into ~20x
+its size in Python objects, so this also bounds that to a few GB.
+"""
+
+MAX_REJECTS_KEPT = 1000
+"""Rejects of one blob kept whole (position, detail, sample); past this they are only counted
+by reason. A 10 kB gzip of five million bad records must not become a gigabyte of dead letters."""
 
 # The bounded set of Rejected.reason values (a metric label). `truncated_gzip` covers any gzip
 # that cannot be read to its end (cut short, corrupt, or followed by non-gzip bytes);
@@ -164,6 +173,7 @@ class Decoded:
     rejected: list[Rejected] = field(default_factory=list)
     aside: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    more_rejected: dict[str, int] = field(default_factory=dict)  # past MAX_REJECTS_KEPT, by reason
 
     def extend(self, other: Decoded) -> None:
         """Append everything in ``other`` to this result (for batching many blobs)."""
@@ -623,6 +633,9 @@ def _json_type(value: object) -> str:
 
 
 def _reject(out: Decoded, reason: str, position: str, detail: str, offending: object) -> None:
+    if len(out.rejected) >= MAX_REJECTS_KEPT:
+        out.more_rejected[reason] = out.more_rejected.get(reason, 0) + 1
+        return
     out.rejected.append(
         Rejected(
             reason=reason,

@@ -145,6 +145,8 @@ class Ingest:
                 )
         for r in decoded.rejected:
             self._reject(r, source)
+        for reason, n in decoded.more_rejected.items():
+            self._reject_more(reason, n, position, source)
         for kind, _ in decoded.aside:
             self.skipped[kind] += 1
             if self.metrics is not None:
@@ -167,6 +169,18 @@ class Ingest:
     def reject(self, r: Rejected, source: str) -> None:
         """Account for a record refused after decoding (e.g. a Kafka broker would not take it)."""
         self._reject(r, source)
+
+    def _reject_more(self, reason: str, n: int, position: str, source: str) -> None:
+        """Rejects past ``MAX_REJECTS_KEPT`` in one blob: counted, and one dead letter says so."""
+        self.rejected[reason] += n
+        if self.metrics is not None:
+            self.metrics.records_rejected.labels(source, reason).inc(n)
+        detail = f"{n} more {reason} records in this blob, counted but not written one by one"
+        self.dead.write(Rejected(reason, position, detail, ""), source)
+        if self.log is not None:
+            self.log.warning(
+                "rejected records", extra={"event": "rejected", "reason": reason, "position": position, "count": n}
+            )
 
     def _reject(self, r: Rejected, source: str) -> None:
         self.rejected[r.reason] += 1

@@ -20,8 +20,9 @@ import pytest
 from detector import event as event_module
 from detector import typed
 from detector.baseline import Baseline
+from detector.decode import MAX_REJECTS_KEPT
 from detector.event import MAX_BYTES_OUT, Event
-from detector.ingest import Ingest
+from detector.ingest import DeadLetters, Ingest
 from detector.pipeline import Detector
 from detector.principal import MAX_UA
 from detector.runtime.faust_app import parse_event
@@ -156,3 +157,16 @@ def test_an_output_path_that_cannot_be_written_is_one_line_and_exit_3(tmp_path: 
         [sys.executable, "-m", "detector.cli", "replay", str(weird)], cwd=ROOT, capture_output=True, timeout=120
     )
     assert proc.returncode == 3 and proc.stderr.count(b"\n") == 1 and b"\x1b" not in proc.stderr
+
+
+def test_a_small_blob_of_millions_of_bad_records_is_counted_without_a_dead_letter_each(tmp_path: Path) -> None:
+    bomb = gzip.compress(b"[" + b"0," * 500_000 + b"0]")  # ~1 kB: half a million non-objects
+    dead = DeadLetters(tmp_path / "dead.jsonl")
+    ingest = Ingest(dead=dead)
+    good = _archive([make_event(1)])
+    assert ingest.blob(bomb, "bomb", "file") == [] and len(ingest.blob(good, "good", "file")) == 1
+    dead.close()
+    assert ingest.rejected == {"not_an_object": 500_001}  # every one counted
+    lines = (tmp_path / "dead.jsonl").read_bytes().splitlines()
+    assert len(lines) == MAX_REJECTS_KEPT + 1  # the first ones whole, then one line for the rest
+    assert b"499001 more not_an_object records" in lines[-1]
