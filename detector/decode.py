@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
+from msgspec import Raw, Struct
 
 from detector.memo import remember
 from detector.textsafe import clip
@@ -134,10 +136,13 @@ _EVENT_KEYS_LOWER = frozenset(
     }
 )
 
-# A blob that failed to parse as one JSON document is read as JSON Lines only if its first
-# non-blank line is a whole object on its own and more lines follow; otherwise it is one broken
-# (often pretty-printed) document and gets one invalid_json reject, not one per line.
+# A blob that failed to parse as one JSON document is read as JSON Lines if its first non-blank
+# line is a whole object on its own and more lines follow (the typed reader's test too), or if
+# one of its first lines is a whole object starting at column 0 (a bad first line must not hide
+# the rest). Otherwise it is one broken, often pretty-printed, document: its records are read
+# one by one if its structure holds (``_salvage``), else it gets one invalid_json reject.
 JSON_LINES_HEAD = re.compile(rb"[ \t\r\n]*(\{[^\n]*\})[ \t\r]*\n[ \t\r\n]*\S")
+_LINES_PROBED = 20
 
 _fromisoformat = datetime.fromisoformat
 
@@ -300,12 +305,61 @@ def _decode_blob(data: bytes, position: str, out: Decoded, layers: int) -> None:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        if JSON_LINES_HEAD.match(data):
+        if JSON_LINES_HEAD.match(data) or _has_object_line(data):
             _decode_lines(data, position, out)
-        else:
+        elif not _salvage(data, position, out):
             _reject(out, "invalid_json", position, f"not valid JSON: {exc}", data)
         return
     _decode_value(value, position, out, len(data))
+
+
+def _has_object_line(data: bytes) -> bool:
+    """One of the first lines is a whole JSON object at column 0: JSON Lines with a bad line."""
+    lines = data.split(b"\n", _LINES_PROBED)[:_LINES_PROBED]
+    if len(lines) < 2:
+        return False
+    for line in lines:
+        line = line.rstrip()
+        if line[:1] == b"{" and line[-1:] == b"}":
+            try:
+                if type(orjson.loads(line)) is dict:
+                    return True
+            except orjson.JSONDecodeError:
+                continue
+    return False
+
+
+class _RawArchive(Struct):
+    Records: list[Raw]
+
+
+_raw_archive = msgspec.json.Decoder(_RawArchive).decode
+_raw_array = msgspec.json.Decoder(list[Raw]).decode
+
+
+def _salvage(data: bytes, position: str, out: Decoded) -> bool:
+    """Read an archive or array orjson refused as a whole record by record, if its structure holds.
+
+    orjson refuses a whole document over one string of invalid UTF-8 or one number past double
+    range; msgspec can still split it into records without reading inside them. Each record
+    then stands alone: the bad one is rejected at ``#record=i``, the others are events.
+    """
+    try:
+        items = _raw_array(data) if data.lstrip()[:1] == b"[" else _raw_archive(data).Records
+    except (ValueError, RecursionError):
+        return False
+    if not items:
+        return False
+    for index, raw in enumerate(items):
+        where = f"{position}#record={index}"
+        record = bytes(raw)
+        try:
+            value = orjson.loads(record)
+        except orjson.JSONDecodeError as exc:
+            _reject(out, "invalid_json", where, f"record is not valid JSON: {exc}", record)
+            continue
+        _decode_item(value, where, out)
+    return True
 
 
 def gunzip(data: bytes, position: str, out: Decoded) -> bytes | None:

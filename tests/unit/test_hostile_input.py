@@ -20,7 +20,7 @@ import pytest
 from detector import event as event_module
 from detector import typed
 from detector.baseline import Baseline
-from detector.decode import MAX_REJECTS_KEPT
+from detector.decode import MAX_REJECTS_KEPT, decode
 from detector.event import MAX_BYTES_OUT, Event
 from detector.ingest import DeadLetters, Ingest
 from detector.pipeline import Detector
@@ -170,3 +170,31 @@ def test_a_small_blob_of_millions_of_bad_records_is_counted_without_a_dead_lette
     lines = (tmp_path / "dead.jsonl").read_bytes().splitlines()
     assert len(lines) == MAX_REJECTS_KEPT + 1  # the first ones whole, then one line for the rest
     assert b"499001 more not_an_object records" in lines[-1]
+
+
+def test_json_lines_with_a_bad_first_line_lose_only_that_line() -> None:
+    lines = [b"not json"] + [orjson.dumps(make_event(i)) for i in range(50)]
+    events, ingest = _ingest(b"\n".join(lines) + b"\n")
+    assert len(events) == 50 and ingest.rejected == {"invalid_json": 1}
+    broken_pretty = orjson.dumps({"Records": [make_event(1)]}, option=orjson.OPT_INDENT_2)[:-3]
+    events, ingest = _ingest(broken_pretty)  # one broken document: one reject, not one per line
+    assert events == [] and ingest.rejected == {"invalid_json": 1}
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        b'"userAgent": "aws-cli/2 \xff\xfe"',  # invalid UTF-8 in a field the detector reads
+        b'"awsRegion": "us-east-\xc3"',
+        b'"additionalEventData": {"bytesTransferredOut": 1e400}',  # past double range
+    ],
+)
+def test_one_bad_value_costs_its_record_not_the_archive(poison: bytes) -> None:
+    records = [orjson.dumps(make_event(i)) for i in range(5)]
+    records[2] = records[2][:-1] + b"," + poison + b"}"
+    for blob in (b'{"Records": [' + b",".join(records) + b"]}", b"[" + b",\n".join(records) + b"]"):
+        events, ingest = _ingest(gzip.compress(blob))
+        assert [ev.event_id for ev in events] == [make_event(i)["eventID"] for i in (0, 1, 3, 4)]
+        assert ingest.rejected == {"invalid_json": 1}
+    decoded = decode(b'{"Records": [' + b",".join(records) + b"]}", "f.json")
+    assert [r.position for r in decoded.rejected] == ["f.json#record=2"]
