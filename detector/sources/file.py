@@ -37,7 +37,9 @@ def list_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise SourceError(f"{path}: no such file or directory")
-    return sorted((p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)), key=delivery_order)
+    return sorted(
+        (p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(SUFFIXES)), key=delivery_order
+    )
 
 
 def iter_file_blobs(path: Path) -> Iterator[tuple[bytes, str]]:

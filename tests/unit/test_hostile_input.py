@@ -27,6 +27,7 @@ from detector.pipeline import Detector
 from detector.principal import MAX_UA
 from detector.runtime.faust_app import parse_event
 from detector.settings import load
+from detector.sources.file import list_files
 from tests.unit.test_decode import make_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,3 +199,10 @@ def test_one_bad_value_costs_its_record_not_the_archive(poison: bytes) -> None:
         assert ingest.rejected == {"invalid_json": 1}
     decoded = decode(b'{"Records": [' + b",".join(records) + b"]}", "f.json")
     assert [r.position for r in decoded.rejected] == ["f.json#record=2"]
+
+
+def test_archive_file_suffixes_match_in_any_case(tmp_path: Path) -> None:
+    (tmp_path / "A.JSON").write_bytes(orjson.dumps({"Records": [make_event(1)]}))
+    (tmp_path / "b.Json.GZ").write_bytes(_archive([make_event(2)]))
+    (tmp_path / "notes.txt").write_text("not an archive")
+    assert [p.name for p in list_files(tmp_path)] == ["A.JSON", "b.Json.GZ"]
