@@ -78,6 +78,7 @@ REJECT_REASONS: frozenset[str] = frozenset(
         "oversized",
         "unknown_envelope",
         "empty",
+        "unreadable",
     }
 )
 

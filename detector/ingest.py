@@ -22,6 +22,7 @@ from detector.decode import Rejected, decode
 from detector.event import Event, principal_of_raw
 from detector.metrics import Metrics
 from detector.principal import Principal
+from detector.sources.file import Unreadable
 from detector.textsafe import clip
 
 T = TypeVar("T")
@@ -96,6 +97,9 @@ class Ingest:
         The fast typed reader takes clean blobs; anything it is unsure of goes through
         ``decode``, which gives the same events plus reasons for what it rejects.
         """
+        if type(data) is Unreadable:
+            self._unreadable(data, position, source)
+            return []
         events, data = typed.read(data)
         if events is None:
             return [ev for ev, _ in self._decoded(data, position, source)]
@@ -103,6 +107,9 @@ class Ingest:
 
     def pairs(self, data: bytes, position: str, source: str) -> list[tuple[Event, bytes]]:
         """Like ``blob``, each event with its CloudTrail JSON on one line (the bridge forwards it)."""
+        if type(data) is Unreadable:
+            self._unreadable(data, position, source)
+            return []
         pairs, data = typed.read_pairs(data)
         if pairs is None:
             out = []
@@ -169,6 +176,10 @@ class Ingest:
     def reject(self, r: Rejected, source: str) -> None:
         """Account for a record refused after decoding (e.g. a Kafka broker would not take it)."""
         self._reject(r, source)
+
+    def _unreadable(self, blob: Unreadable, position: str, source: str) -> None:
+        self._received(source, 0, 0)
+        self._reject(Rejected("unreadable", position, clip(blob.detail, 300), ""), source)
 
     def _reject_more(self, reason: str, n: int, position: str, source: str) -> None:
         """Rejects past ``MAX_REJECTS_KEPT`` in one blob: counted, and one dead letter says so."""

@@ -42,12 +42,33 @@ def list_files(path: Path) -> list[Path]:
     )
 
 
+class Unreadable(bytes):
+    """An input that could not be read, standing in for its blob: empty, with the reason.
+
+    A file in a directory walk that cannot be read (permissions, an I/O error, a gzip stream
+    cut short while streaming) is one bad input among many: ``Ingest`` counts and
+    dead-letters it as ``unreadable`` and the run goes on with the other files.
+    """
+
+    detail: str
+
+    @classmethod
+    def because(cls, exc: BaseException) -> Unreadable:
+        blob = cls(b"")
+        blob.detail = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+        return blob
+
+
 def iter_file_blobs(path: Path) -> Iterator[tuple[bytes, str]]:
-    for f in list_files(path):
+    """Each file's bytes, in ``list_files`` order; a named file that cannot be read is an error."""
+    files = list_files(path)
+    for f in files:
         try:
-            data = f.read_bytes()
+            data: bytes = f.read_bytes()
         except OSError as exc:
-            raise SourceError(f"{f}: cannot read: {exc.strerror or exc}") from exc
+            if f == path:  # asked for by name: say so and stop
+                raise SourceError(f"{f}: cannot read: {exc.strerror or exc}") from exc
+            data = Unreadable.because(exc)
         yield data, str(f)
 
 

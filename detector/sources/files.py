@@ -20,12 +20,13 @@ import queue
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from detector.errors import SourceError
 from detector.sources.base import Record
-from detector.sources.file import delivery_order, list_files
+from detector.sources.file import Unreadable, delivery_order, list_files
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 WHOLE = "*"
@@ -48,8 +49,8 @@ def _iter_file(path: Path, skip_lines: int, lines_per_record: int) -> Iterator[t
             return
         if skip_lines == 0:
             yield path.read_bytes(), WHOLE
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a .jsonl.gz cut short mid-stream
+        yield Unreadable.because(exc), WHOLE  # the file is done: a resume moves on to the next
 
 
 class FileSource:

@@ -21,13 +21,15 @@ from detector import event as event_module
 from detector import typed
 from detector.baseline import Baseline
 from detector.decode import MAX_REJECTS_KEPT, decode
+from detector.errors import SourceError
 from detector.event import MAX_BYTES_OUT, Event
 from detector.ingest import DeadLetters, Ingest
 from detector.pipeline import Detector
 from detector.principal import MAX_UA
 from detector.runtime.faust_app import parse_event
 from detector.settings import load
-from detector.sources.file import list_files
+from detector.sources.file import iter_file_blobs, list_files
+from detector.sources.files import FileSource
 from tests.unit.test_decode import make_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,3 +208,24 @@ def test_archive_file_suffixes_match_in_any_case(tmp_path: Path) -> None:
     (tmp_path / "b.Json.GZ").write_bytes(_archive([make_event(2)]))
     (tmp_path / "notes.txt").write_text("not an archive")
     assert [p.name for p in list_files(tmp_path)] == ["A.JSON", "b.Json.GZ"]
+
+
+def test_an_unreadable_file_in_a_directory_is_counted_and_the_others_are_read(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_bytes(orjson.dumps({"Records": [make_event(1)]}))
+    (tmp_path / "b.json").mkdir()  # a directory named like an archive: reading it fails
+    (tmp_path / "b.json" / "c.json").write_bytes(orjson.dumps({"Records": [make_event(3)]}))
+    cut = gzip.compress(b"\n".join(orjson.dumps(make_event(i)) for i in range(10, 3000)))
+    (tmp_path / "d.jsonl.gz").write_bytes(cut[: len(cut) // 2])  # streamed, cut short mid-file
+    unreadable = tmp_path / "e.json"
+    unreadable.symlink_to("/proc/self/mem")  # a file the OS refuses to read whole
+    ingest = Ingest()
+    events = [ev for data, pos in iter_file_blobs(tmp_path) for ev in ingest.blob(data, pos, "file")]
+    assert {make_event(1)["eventID"], make_event(3)["eventID"]} <= {ev.event_id for ev in events}
+    assert ingest.rejected["unreadable"] == 1  # e.json; d.jsonl.gz is one truncated_gzip blob here
+    source = FileSource([str(tmp_path)], lines_per_record=100)
+    source.start({})
+    run = Ingest()
+    seen = [ev for r in source.poll(10_000, 0.1) for ev in run.blob(r.data, r.position, r.source)]
+    assert len(seen) > 2 and run.rejected["unreadable"] == 2  # e.json, and d.jsonl.gz after its good lines
+    with pytest.raises(SourceError, match="cannot read"):  # named on its own, it is an error
+        list(iter_file_blobs(unreadable))
