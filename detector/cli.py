@@ -12,7 +12,7 @@ import datetime as dt
 import gc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         dead.close()
         if out is not sys.stdout.buffer:
             out.close()
+    _hint_dead_letters(summary.rejected, args.dead_letters)
     result = summary.to_dict()
     result["model"] = model.version if model is not None else None
     result["principals"] = len(detector.store)
@@ -143,6 +144,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         result["state_out"] = {"dir": args.state_out, "bytes": size}
     _print_summary(result)
     return 0
+
+
+def _hint_dead_letters(rejected: Mapping[str, int], dead_letters: str | None) -> None:
+    """Rejects are in the summary; without --dead-letters, say where their details would be."""
+    if rejected and not dead_letters:
+        counts = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
+        sys.stderr.write(
+            f"detector: {sum(rejected.values())} records rejected ({counts}); "
+            "rerun with --dead-letters FILE for each one's position, reason and sample\n"
+        )
 
 
 def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | None, model: Any) -> int:
@@ -161,6 +172,7 @@ def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | 
     finally:
         if out is not sys.stdout.buffer:
             out.close()
+    _hint_dead_letters(result.summary.rejected, args.dead_letters)
     summary = result.summary.to_dict()
     summary["model"] = model.version if model is not None else None
     summary["principals"] = result.principals

@@ -51,6 +51,13 @@ def test_replay_keeps_valid_records_around_bad_ones(tmp_path: Path) -> None:
     alerts = [orjson.loads(x) for x in proc.stdout.splitlines()]
     assert [a["kind"] for a in alerts] == ["sensitive_api_first_use"]
     assert alerts[0]["event_ids"] == [alert["eventID"]]
+    # without --dead-letters the rejects are still counted, and stderr says where details would go
+    dead.unlink()  # not an input of the second run
+    proc = _run("replay", str(tmp_path), "--alerts", "-", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert b"3 records rejected (bad_field_type 1, invalid_json 1, truncated_gzip 1); rerun with --dead-letters" in (
+        proc.stderr
+    )
 
 
 def test_replay_reads_stdin(tmp_path: Path) -> None:
