@@ -216,6 +216,11 @@ class Sink(_Model):
         return self
 
 
+def comma_list(value: Any) -> Any:
+    """"b1:9092,b2:9092" (an environment variable) is as good as a YAML list for a list field."""
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
+
+
 class Source(_Model):
     kind: Literal["simulate", "kinesis", "s3", "file", "stdin"] = "simulate"
     paths: tuple[str, ...] = ()
@@ -243,6 +248,8 @@ class Source(_Model):
     speed: float = Field(600.0, gt=0, description="simulated seconds per wall-clock second")
     seed: int = 7
     days: int = Field(10, ge=1)
+
+    _split_lists = field_validator("paths", "accounts", "regions", mode="before")(lambda value: comma_list(value))
 
 
 class Metrics(_Model):
@@ -305,11 +312,7 @@ class Kafka(_Model):
         "ListOffsets answers the start of the last batch + 1",
     )
 
-    @field_validator("bootstrap_servers", mode="before")
-    @classmethod
-    def _split_servers(cls, value: Any) -> Any:
-        # "b1:9092,b2:9092" from the environment is as good as a YAML list
-        return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
+    _split_servers = field_validator("bootstrap_servers", mode="before")(lambda value: comma_list(value))
 
 
 class Settings(_Model):

@@ -64,6 +64,10 @@ def test_bad_yaml_and_non_mapping_are_errors(tmp_path: Path) -> None:
 def test_env_overrides_nested_keys_and_are_validated(tmp_path: Path) -> None:
     s = load(None, env={"DETECTOR_PIPELINE__BATCH_SIZE": "64", "DETECTOR_MODEL_KEY": "not-config"})
     assert s.pipeline.batch_size == 64
+    # list fields take a plain or comma-separated value from the environment, or YAML's [a, b]
+    for raw, paths in (("/x", ("/x",)), ("/x, /y", ("/x", "/y")), ("[/x, /y]", ("/x", "/y"))):
+        s = load(None, env={"DETECTOR_SOURCE__PATHS": raw, "DETECTOR_SOURCE__REGIONS": "us-east-1,eu-west-1"})
+        assert s.source.paths == paths and s.source.regions == ("us-east-1", "eu-west-1")
     with pytest.raises(ConfigError, match="environment"):
         load(None, env={"DETECTOR_PIPELINE__BATCH_SIZ": "64"})
 
