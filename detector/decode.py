@@ -352,14 +352,7 @@ def _salvage(data: bytes, position: str, out: Decoded) -> bool:
     if not items:
         return False
     for index, raw in enumerate(items):
-        where = f"{position}#record={index}"
-        record = bytes(raw)
-        try:
-            value = orjson.loads(record)
-        except orjson.JSONDecodeError as exc:
-            _reject(out, "invalid_json", where, f"record is not valid JSON: {exc}", record)
-            continue
-        _decode_item(value, where, out)
+        _decode_item_text(bytes(raw), f"{position}#record={index}", "record", out)
     return True
 
 
@@ -525,12 +518,17 @@ def _decode_cloudwatch_logs(payload: dict[str, Any], position: str, out: Decoded
                 message,
             )
             continue
-        try:
-            value = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            _reject(out, "invalid_json", where, f"log event message is not valid JSON: {exc}", message)
-            continue
-        _decode_item(value, where, out)
+        _decode_item_text(message, where, "log event message", out)
+
+
+def _decode_item_text(text: bytes | str, position: str, what: str, out: Decoded) -> None:
+    """``_decode_item`` of one item's own JSON text; text that is not JSON is rejected here."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        _reject(out, "invalid_json", position, f"{what} is not valid JSON: {exc}", text)
+        return
+    _decode_item(value, position, out)
 
 
 def _decode_item(obj: object, position: str, out: Decoded) -> None:
