@@ -15,6 +15,8 @@ positives in every peer system, so they get stricter floors.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -77,8 +79,22 @@ def _session_is_person(role_name: str, session: str, user_agent: str) -> bool:
     return bool(_HUMAN_ROLE.match(role_name)) and user_agent.startswith(_BROWSER_UA)
 
 
+# IAM bounds real ARNs (a role ARN with its longest path is ~700 characters). A longer key is
+# forged: kept whole it would sit in every store, checkpoint and Kafka key. Past this it becomes
+# its head plus a digest of the whole, still one stable key per identity.
+MAX_PRINCIPAL_KEY = 1024
+
+
 def principal_of(event: dict[str, Any]) -> Principal:
     """Attribute a decoded CloudTrail event to its principal. Never raises on odd shapes."""
+    p = _principal_of(event)
+    if len(p.key) > MAX_PRINCIPAL_KEY:
+        digest = hashlib.blake2b(p.key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        p = dataclasses.replace(p, key=f"{p.key[: MAX_PRINCIPAL_KEY - 40]}...#{digest}")
+    return p
+
+
+def _principal_of(event: dict[str, Any]) -> Principal:
     ui = event.get("userIdentity")
     recipient = str(event.get("recipientAccountId") or "")
     if not isinstance(ui, dict) or not ui:

@@ -25,7 +25,7 @@ from detector.errors import SourceError
 from detector.event import MAX_BYTES_OUT, Event
 from detector.ingest import DeadLetters, Ingest
 from detector.pipeline import Detector
-from detector.principal import MAX_UA
+from detector.principal import MAX_PRINCIPAL_KEY, MAX_UA
 from detector.runtime.faust_app import parse_event
 from detector.settings import load
 from detector.sources.file import iter_file_blobs, list_files
@@ -229,3 +229,17 @@ def test_an_unreadable_file_in_a_directory_is_counted_and_the_others_are_read(tm
     assert len(seen) > 2 and run.rejected["unreadable"] == 2  # e.json, and d.jsonl.gz after its good lines
     with pytest.raises(SourceError, match="cannot read"):  # named on its own, it is an error
         list(iter_file_blobs(unreadable))
+
+
+def test_a_forged_megabyte_arn_becomes_a_bounded_key_still_one_per_identity() -> None:
+    def user(name: str) -> dict[str, Any]:
+        arn = f"arn:aws:iam::111122223333:user/{name}"
+        return {"type": "IAMUser", "arn": arn, "accountId": "111122223333", "userName": name}
+
+    long_a, long_b = "a" * 1_000_000, "a" * 999_999 + "b"  # the same head, different identities
+    records = [make_event(i, userIdentity=user(name)) for i, name in enumerate((long_a, long_b, long_a))]
+    events, ingest = _ingest(_archive(records))
+    keys = [ev.principal.key for ev in events]
+    assert not ingest.rejected and all(len(k) <= MAX_PRINCIPAL_KEY for k in keys)
+    assert keys[0] == keys[2] != keys[1]
+    assert events[0].principal.arn.endswith("a" * 10)  # the ARN itself is kept for the alert (escaped and capped there)
