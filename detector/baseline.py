@@ -64,7 +64,8 @@ P_EVT1, P_EVT10, P_GET10, P_BYT10, P_BYT60, P_DEL10, P_NOV10, P_ERR10 = range(le
 # and a new one starts; an address is known if either holds it. A network used within the
 # last generation stays known; one unused for a whole generation can read as new again. A
 # principal that fills the filter within days (a Lambda role on ever-changing AWS addresses)
-# keeps a full previous generation, so its churn stays as unremarkable as it was.
+# keeps a full filter (no generation ends while no bit can be added) or a full previous
+# generation, so its churn stays as unremarkable as it was.
 NETWORK_GENERATION_S = 30 * 86400.0
 # An hour of the day holding less than this share of a principal's activity is off-hours for
 # it; GetObjects in such hours are counted (OFF60) so a night-time drain stands out even while
@@ -374,12 +375,15 @@ class Baseline:
         prefix = "" if known_network else ip_prefix(ev.source_ip)
         if prefix:
             m = _mask(_IP, ev.source_ip)
-            ip_known = blooms[_IP] & m == m or self.old_ip & m == m
+            ip_current = blooms[_IP] & m == m
+            ip_known = ip_current or self.old_ip & m == m
             blooms[_IP] |= m
             m = _mask(_PREFIX, prefix)
-            prefix_known = blooms[_PREFIX] & m == m or self.old_prefix & m == m
+            prefix_current = blooms[_PREFIX] & m == m
+            prefix_known = prefix_current or self.old_prefix & m == m
             blooms[_PREFIX] |= m
-            if t - self.net_since >= NETWORK_GENERATION_S:
+            # the filters only fill when bits are added: only then can a generation end
+            if not (ip_current and prefix_current) and t - self.net_since >= NETWORK_GENERATION_S:
                 self._age_networks(t)
         if ev.bucket:
             m = _mask(1, ev.bucket)
