@@ -183,23 +183,23 @@ class Ingest:
 
     def _reject_more(self, reason: str, n: int, position: str, source: str) -> None:
         """Rejects past ``MAX_REJECTS_KEPT`` in one blob: counted, and one dead letter says so."""
-        self.rejected[reason] += n
-        if self.metrics is not None:
-            self.metrics.records_rejected.labels(source, reason).inc(n)
         detail = f"{n} more {reason} records in this blob, counted but not written one by one"
-        self.dead.write(Rejected(reason, position, detail, ""), source)
-        if self.log is not None:
-            self.log.warning(
-                "rejected records", extra={"event": "rejected", "reason": reason, "position": position, "count": n}
-            )
+        self._reject(Rejected(reason, position, detail, ""), source, count=n)
 
-    def _reject(self, r: Rejected, source: str) -> None:
-        self.rejected[r.reason] += 1
+    def _reject(self, r: Rejected, source: str, count: int = 1) -> None:
+        """Count ``count`` records refused for ``r.reason``; ``r`` is their one dead letter and log line."""
+        self.rejected[r.reason] += count
         if self.metrics is not None:
-            self.metrics.records_rejected.labels(source, r.reason).inc()
+            self.metrics.records_rejected.labels(source, r.reason).inc(count)
         self.dead.write(r, source)
         if self.log is not None:
             self.log.warning(
                 "rejected record",
-                extra={"event": "rejected", "reason": r.reason, "position": r.position, "detail": r.detail},
+                extra={
+                    "event": "rejected",
+                    "reason": r.reason,
+                    "position": r.position,
+                    "detail": r.detail,
+                    "count": count,
+                },
             )
