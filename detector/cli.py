@@ -342,28 +342,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        return _fail(f"config error: {exc}", 2)
+        return _fail(f"config error: {exc}", 2, one_line=False)
     except ModelError as exc:  # the configured artifact is unusable: fix the config or retrain
         return _fail(f"model error: {exc}", 2)
     except SourceError as exc:
-        return _fail(clip(str(exc), 2000), 3)
+        return _fail(str(exc), 3)
     except DetectorError as exc:
-        return _fail(clip(str(exc), 2000), 1)
+        return _fail(str(exc), 1)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
     except OSError as exc:  # an output path we cannot write (--alerts into a missing directory, ...)
-        return _fail(clip(f"{exc.filename or ''}: {exc.strerror or exc}", 2000), 3)
+        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}", 3)
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str, code: int, one_line: bool = True) -> int:
     """The error on stderr, escaped (paths and details can come from file names and records).
 
-    One line per line of the message: a config error lists up to ten problems, one per line;
-    everything else is one line, since a newline in a file name is escaped, not printed.
+    One line, a newline in a file name escaped rather than printed; a config error
+    (``one_line=False``) lists up to ten problems, one per line.
     """
-    for line in message.split("\n"):
+    for line in [message] if one_line else message.split("\n"):
         sys.stderr.write(f"detector: {clip(line, 2000)}\n")
     return code
 
