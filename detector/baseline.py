@@ -1,28 +1,33 @@
-"""Per-principal baseline: compact, decayed, event-time state of what a principal normally does.
+"""Per-principal baseline: a fixed-size, event-time record of what a principal normally does.
 
-One ``Baseline`` is ~350 bytes when encoded (``Baseline.encode``), so 100k principals fit in
-a few tens of MB and a Faust table row is one small value. It holds:
+One ``Baseline`` encodes to ``ENCODED_SIZE`` bytes (``Baseline.encode``), so a million
+principals fit in a few hundred MB and a Faust table row is one small value. It holds:
 
 * exponentially decayed counters over 1 min, 10 min and 1 h of event time (events,
-  GetObjects, bytes out, errors, first-time APIs, deletes, off-hours reads); the day-long
-  view is in the peaks and profiles below;
-* decayed *peaks* of the short-window counters (half-life 14 days): "how bursty is this
-  principal at its busiest", so a nightly batch job's 3,000-object read is normal for it
-  and not for a person. The current hour's maxima are held as candidates and folded into
-  the peaks only once the hour is over, so a burst in progress is compared with the past,
-  not with itself;
-* Bloom filters of APIs, buckets, source IPs and /24 prefixes, user-agent families,
-  regions and hours of the week seen (novelty; no false "new" answers, a small rate of
-  missed novelty once a filter fills). The network filters (IPs, prefixes) age in
-  generations, so that months of roaming do not fill them until every new network reads
-  as known (see ``NETWORK_GENERATION_S``);
-* an hour-of-day profile, first-seen time and total event count;
-* two "recent bucket" slots with their own 10 min / 1 h counters, for per-bucket bursts
-  and for "a bucket first read within the hour is being drained".
+  GetObjects, bytes out, the log sizes of objects read, errors, first-time APIs, deletes);
+* decayed *peaks* of those windows (half-life 14 days): "how busy is this principal at its
+  busiest", so a nightly job's 3,000-object read is normal for it and not for a person. The
+  current hour's maxima are candidates, folded into the peaks only when the hour is over,
+  so a burst is compared with the past and not with itself. Once the principal is mature a
+  commit may raise a peak at most ``PEAK_GROWTH`` times per hour, so an anomaly that goes on
+  for hours is not absorbed into "normal" within the hour (a real change of load is, within
+  a few hours);
+* the typical size of the objects it reads (log bytes, updated hourly with the same cap);
+* Bloom filters of APIs, buckets, source IPs and /24 prefixes, clients (user-agent family and
+  session-name shape) and regions: novelty with no false "new" answers. The network filters
+  age in generations (``NETWORK_GENERATION_S``);
+* context *ages*: when the most recently new bucket (two slots, with their own read
+  counters), network, client (two slots) and region were first seen, so a slow read of a new
+  bucket stays "a bucket first seen 40 minutes ago" for as long as it goes on, instead of
+  being novel on its first event only;
+* an hour-of-day profile in *days*: per UTC hour, a bit for each of the last 16 days on which
+  the principal was active in that hour. One busy hour adds one day, so a burst at an odd hour
+  cannot make that hour look usual (a count per hour would be overwritten within minutes);
+* first-seen time, event count and the principal's sticky caller class.
 
 Time only moves in event time: ``observe`` takes the event's own timestamp. An event older
-than the last one seen (out-of-order delivery) is counted without decaying the counters
-backwards.
+than the last one seen (out-of-order delivery) is counted without decaying anything backwards.
+``observe`` returns an ``Observation``: the event against the baseline *before* it was added.
 """
 
 from __future__ import annotations
@@ -38,72 +43,77 @@ from typing import Any
 from detector.event import Event, is_aws_source
 from detector.memo import remember
 
-WINDOWS = (60.0, 600.0, 3600.0)  # seconds: 1 min, 10 min, 1 h
 PEAK_HALF_LIFE = 14 * 86400.0
 PEAK_COMMIT_S = 3600.0  # candidates older than this become part of the peaks
+PEAK_GROWTH = 4.0  # a mature principal's peak grows at most this much per hourly commit...
+# ...from at least these (a principal's first reads or deletes are not an anomaly already absorbed)
+SIZE_STEP = 0.5  # ...and its typical object size (natural log) moves at most this much per hour
 _LN2 = math.log(2.0)
+_DAY = 86400.0
 
-# (name, bits) of each Bloom filter; 3 hash positions each. Sized for a typical principal:
-# APIs ~50 distinct for a busy human (FP ~1.5% at 512 bits), IPs/buckets ~10-20.
-BLOOMS = (("api", 512), ("bucket", 128), ("ip", 128), ("prefix", 128), ("ua", 128), ("region", 64))
+# Maturity: below these a principal's own history says little; features and rules compare it
+# with its peer group instead (see features.py and policy.py).
+MATURE_S = _DAY  # rates and contexts: a day of its own history
+MATURE_EVENTS = 50
+HOUR_DAYS = 16  # days the hour-of-day profile remembers
+MATURE_HOUR_DAYS = 3  # active days before "an hour it is never active in" means anything
+
+# (name, bits) of each Bloom filter; 3 hash positions each. APIs ~50 distinct for a busy
+# person (false "known" ~1.5% at 512 bits); IPs, buckets, clients ~10-20.
+BLOOMS = (("api", 512), ("bucket", 128), ("ip", 128), ("prefix", 128), ("client", 128), ("region", 64))
 BLOOM_HASHES = 3
-HOURS_OF_WEEK = 168
-N_RECENT = 2
+_API, _BUCKET, _IP, _PREFIX, _CLIENT, _REGION = range(len(BLOOMS))
 
-# Window counters, one float32 array; index names below. Only what a feature or rule reads
-# is kept: every 4 bytes here is 400 kB at 100k principals.
-EVT1, EVT10, GET10, BYT10, BYT60, ERR10, NOV10, DEL10, OFF60 = range(9)
-N_WIN = 9
-# Peak slots: which short-window value each tracks (``Observation.peaks`` is in this order).
-PEAKS = ("evt1m", "evt10m", "get10m", "bytes10m", "bytes1h", "del10m", "nov10m", "err10m")
-P_EVT1, P_EVT10, P_GET10, P_BYT10, P_BYT60, P_DEL10, P_NOV10, P_ERR10 = range(len(PEAKS))
+# Window counters (float32), in this order.
+EVT1, EVT10, GET10, BYT10, GET60, BYT60, LSZ60, ERR10, NOV10, DEL10 = range(10)
+N_WIN = 10
+# Peaks: which window each tracks (``Observation.peaks`` is in this order).
+PEAKS = ("evt1m", "evt10m", "get10m", "bytes10m", "get1h", "bytes1h", "del10m", "err10m")
+P_EVT1, P_EVT10, P_GET10, P_BYT10, P_GET60, P_BYT60, P_DEL10, P_ERR10 = range(len(PEAKS))
+_PEAK_WIN = (EVT1, EVT10, GET10, BYT10, GET60, BYT60, DEL10, ERR10)
+PEAK_FLOOR = (5.0, 20.0, 10.0, 1e7, 20.0, 2e7, 5.0, 5.0)  # per PEAKS: events, objects, bytes
+N_PEAKS = len(PEAKS)
+
+# Context slots: (hash, first seen) pairs. Buckets also keep their own read counters.
+N_BUCKETS = 2
+_NET_SLOT, _CLIENT_SLOT, _REGION_SLOT = 0, 1, 3  # ctx slot indices (client has 2: 1 and 2)
+N_CTX = 4
 # Network filters (source IPs and prefixes) in generations. A filter that never forgets fills:
-# at 60 distinct IPs a 128-bit filter is 75% set and misses 43% of new IPs, and a person's
-# laptop sees that many networks in a few months. When the current generation is half full
-# (~30 networks, a 12.5% miss rate) and at least this old, it becomes the previous generation
-# and a new one starts; an address is known if either holds it. A network used within the
-# last generation stays known; one unused for a whole generation can read as new again. A
-# principal that fills the filter within days (a Lambda role on ever-changing AWS addresses)
-# keeps a full filter (no generation ends while no bit can be added) or a full previous
-# generation, so its churn stays as unremarkable as it was.
+# at 60 distinct IPs a 128-bit filter is 75% set and misses 43% of new IPs. When the current
+# generation is half full and at least this old, it becomes the previous one and a new one
+# starts; an address is known if either holds it. A principal that fills the filter within
+# days (a Lambda role on ever-changing AWS addresses) keeps a full filter (no generation ends
+# while no bit can be added), so its churn stays as unremarkable as it was.
 NETWORK_GENERATION_S = 30 * 86400.0
-# An hour of the day holding less than this share of a principal's activity is off-hours for
-# it; GetObjects in such hours are counted (OFF60) so a night-time drain stands out even while
-# it slowly makes that hour "usual".
-OFF_HOURS_SHARE = 0.02
+
+# Sticky caller class, decided once from what the caller cannot choose (see principal.py) and
+# from the principal's own first day (``CLASS_VOTES``); stored as a small integer.
+CLASS_CODES = ("", "human", "automation", "aws-service", "anonymous")
+CLASS_VOTES = 50  # events voted on before an undecided class settles
 
 # Every float lives in an array('f'): assigning rounds to float32 at once, so the object in
-# memory is exactly what ``encode`` writes and a checkpoint/restore mid-stream changes
-# nothing (results do not depend on batch boundaries).
+# memory is exactly what ``encode`` writes and a checkpoint/restore mid-stream changes nothing.
 # Bumped whenever the encoded layout changes: checkpoints refuse another format and the Faust
 # table's name carries it, so a new version starts a fresh changelog instead of misreading one.
-STATE_FORMAT = 3
-_HEAD = struct.Struct("<dIIIII")  # last_time, first_seen, total, cand_since, novel_origin_at, net_since
+STATE_FORMAT = 4
+# last_time, first_seen, total, cand_since, net_since, last_day, over_at, class, votes (human, sdk), over_n
+_HEAD = struct.Struct("<dIIIIIIBxHHH")
 _BLOOM_BYTES = tuple(bits // 8 for _, bits in BLOOMS)
-_HOW_BYTES = 21  # 168 bits
-_IP, _PREFIX = 2, 3  # the network filters' places in BLOOMS
-_OLD_IP_BYTES = _BLOOM_BYTES[_IP]
-_OLD_PREFIX_BYTES = _BLOOM_BYTES[_PREFIX]
-ENCODED_SIZE = (
-    _HEAD.size
-    + 4 * (N_WIN + 2 * len(PEAKS) + 3 * N_RECENT)  # windows, peaks, candidates, recent-bucket counters
-    + 4 * 2 * N_RECENT  # recent-bucket hash and first-read time
-    + 24  # hour-of-day profile
-    + sum(_BLOOM_BYTES)
-    + _HOW_BYTES
-    + _OLD_IP_BYTES
-    + _OLD_PREFIX_BYTES
-)
+_OLD_NET_BYTES = _BLOOM_BYTES[_IP] + _BLOOM_BYTES[_PREFIX]
+_FLOATS = N_WIN + 2 * N_PEAKS + 4 + 3 * N_BUCKETS  # windows, peaks, candidates, size stats, bucket counters
+_UINTS = 2 * N_BUCKETS + 2 * N_CTX  # slot hashes and first-seen times
+ENCODED_SIZE = _HEAD.size + 4 * _FLOATS + 4 * _UINTS + 2 * 24 + sum(_BLOOM_BYTES) + _OLD_NET_BYTES
+# float offsets past the windows, peaks and candidates
+_SZ_MU, _SZ_N, _C_LSZ, _C_GET = range(4)
 
 
-# APIs, IPs, regions, buckets and user agents repeat endlessly: memoise their Bloom masks
-# and families. Bounded: cleared when full (a cache, not state; results never depend on it).
+# APIs, IPs, regions, buckets and user agents repeat endlessly: memoise their Bloom masks,
+# families and hashes. Bounded caches (results never depend on what they hold).
 _CACHE_MAX = 200_000
 _families: dict[str, str] = {}
-# One mask cache per filter (keyed by text alone: no tuple to build per lookup).
 _masks: tuple[dict[str, int], ...] = tuple({} for _ in BLOOMS)
 _prefixes: dict[str, str] = {}
-_bucket_hashes: dict[str, int] = {}
+_hashes: dict[str, int] = {}
 
 
 def _mask(idx: int, text: str) -> int:
@@ -137,6 +147,14 @@ def bloom_count(idx: int, bloom: int) -> int:
 def stable_hash(text: str) -> int:
     """A 32-bit hash that is the same in every process (``hash()`` is salted per process)."""
     return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def _slot_hash(text: str) -> int:
+    h = _hashes.get(text)
+    if h is None:
+        h = stable_hash(text) or 1  # 0 marks an empty slot
+        remember(_hashes, text, h, _CACHE_MAX)
+    return h
 
 
 def ua_family(user_agent: str) -> str:
@@ -178,40 +196,63 @@ def _ip_prefix(ip: str) -> str:
     return ip.rsplit(".", 1)[0]
 
 
+def youth(age_s: float) -> float:
+    """How new a context is: 1 when first seen within the hour, 0 after a day (log scale between)."""
+    if age_s < 3600.0:
+        return 1.0
+    if age_s >= _DAY:
+        return 0.0
+    return 1.0 - math.log(age_s / 3600.0) / _LN24
+
+
+_LN24 = math.log(24.0)
+
+
 @dataclass(slots=True)
 class Observation:
-    """What one event looked like against its principal's baseline *before* it was added.
+    """One event against its principal's baseline *before* the event was added.
 
-    Window counts (``*_now``) include the event itself; peaks and profile values are from
-    before it. Features and explanations are built from this, never from the updated state.
+    Window counts include the event itself; peaks, profiles, filters and ages are from before
+    it. Features, rules and explanations are built from this, never from the updated state.
     """
 
     api_novel: bool
     ip_novel: bool
-    prefix_novel: bool
-    ua_novel: bool
-    region_novel: bool
     bucket_novel: bool
-    hour_novel: bool
-    hour_share: float
+    net_age_s: float  # since this principal first used the event's /24 (0: new now; inf: long known)
+    client_age_s: float  # ... its client (user-agent family or session-name shape)
+    region_age_s: float
+    bucket_age_s: float  # ... since it first read the event's bucket
+    hour_days: int  # days (of the last 16, before today) it was active in this UTC hour, or a neighbour
+    days_seen: int  # days (of the last 16, before today) it was active at all
     evt1m: float
     evt10m: float
     get10m: float
     bytes10m: float
+    get1h: float
     bytes1h: float
-    del10m: float
-    nov10m: float
+    size1h: float  # mean natural-log size of the objects read within ~1 h (0: none)
     err10m: float
+    nov10m: float
+    del10m: float
     peaks: tuple[float, ...]  # before the event, in PEAKS order
+    size_mu: float  # typical natural-log size of the objects it reads (0: unknown)
     age_s: float
     total: int
     bucket_get10m: float
     bucket_bytes10m: float
     bucket_get1h: float
-    bucket_age_s: float  # since this principal first read the bucket (inf when long known)
-    blooms: tuple[int, ...]  # the Bloom filters before the event (``distinct`` reads them)
-    origin_age_s: float  # since this principal last showed a new network or client (inf: never)
-    off_reads1h: float  # GetObjects in ~1 h made in this principal's off-hours
+    blooms: tuple[int, ...]  # before the event (``distinct`` reads them)
+    caller_class: str  # the sticky class ("" while undecided)
+
+    @property
+    def mature(self) -> bool:
+        """Enough of its own history for rates and contexts to be compared with it."""
+        return self.age_s >= MATURE_S and self.total >= MATURE_EVENTS
+
+    @property
+    def hours_mature(self) -> bool:
+        return self.days_seen >= MATURE_HOUR_DAYS
 
     def distinct(self, name: str) -> int:
         """Estimated distinct APIs / buckets / IPs / ... this principal had used before the event."""
@@ -220,7 +261,23 @@ class Observation:
 
 
 _BLOOM_INDEX = {name: i for i, (name, _) in enumerate(BLOOMS)}
-_ZERO_PEAKS = bytes(4 * len(PEAKS))
+_INF = math.inf
+_ZERO_CAND = bytes(4 * N_PEAKS)
+
+
+def session_shape(session: str) -> str:
+    """What kind of name a role session carries: ``person`` (an e-mail, first.last), ``instance``,
+    ``hex``, ``digits`` or ``name``. A person-like name on a role that automation uses is a new client."""
+    shape = _shapes.get(session)
+    if shape is None:
+        from detector.principal import session_kind
+
+        shape = session_kind(session)
+        remember(_shapes, session, shape, _CACHE_MAX)
+    return shape
+
+
+_shapes: dict[str, str] = {}
 
 
 class Baseline:
@@ -228,21 +285,22 @@ class Baseline:
 
     __slots__ = (
         "blooms",
-        "cand",
         "cand_since",
+        "cls",
         "first_seen",
+        "fl",
         "hours",
-        "how",
+        "last_day",
         "last_time",
         "net_since",
-        "novel_origin_at",
         "old_ip",
         "old_prefix",
-        "peaks",
-        "rkey",
-        "rval",
+        "over_at",
+        "over_n",
+        "slots",
         "total",
-        "win",
+        "votes_human",
+        "votes_sdk",
     )
 
     def __init__(self) -> None:
@@ -250,19 +308,21 @@ class Baseline:
         self.first_seen = 0
         self.total = 0
         self.cand_since = 0
-        self.novel_origin_at = 0  # last time a new network or client family appeared
         self.net_since = 0  # when the current generation of the network filters began
+        self.last_day = 0
+        self.over_at = 0  # alert policy: the last event the forest scored over threshold, and how many in a row
+        self.over_n = 0
+        self.cls = 0
+        self.votes_human = 0
+        self.votes_sdk = 0
+        # windows, peaks, candidates, size stats (mu, n, cand sum, cand gets), bucket counters
+        self.fl = array("f", bytes(4 * _FLOATS))
+        # bucket slots (hash, first) x2, then ctx slots (hash, first) x4: network, client x2, region
+        self.slots = array("I", bytes(4 * _UINTS))
+        self.hours = array("H", bytes(48))
+        self.blooms = [0] * len(BLOOMS)
         self.old_ip = 0  # the previous generation of the IP and prefix filters
         self.old_prefix = 0
-        self.win = array("f", bytes(4 * N_WIN))
-        self.peaks = array("f", _ZERO_PEAKS)
-        self.cand = array("f", _ZERO_PEAKS)
-        # recent buckets: per slot (get10m, bytes10m, get1h) and (hash, first read); hash 0 = empty
-        self.rval = array("f", bytes(4 * 3 * N_RECENT))
-        self.rkey = array("I", bytes(4 * 2 * N_RECENT))
-        self.hours = bytearray(24)
-        self.blooms = [0] * len(BLOOMS)
-        self.how = 0
 
     # -- serialisation -------------------------------------------------------------------
     def encode(self) -> bytes:
@@ -272,20 +332,21 @@ class Baseline:
                 self.first_seen,
                 min(self.total, 0xFFFFFFFF),
                 self.cand_since,
-                self.novel_origin_at,
                 self.net_since,
+                self.last_day,
+                self.over_at,
+                self.cls,
+                self.votes_human,
+                self.votes_sdk,
+                self.over_n,
             ),
-            self.win.tobytes(),
-            self.peaks.tobytes(),
-            self.cand.tobytes(),
-            self.rval.tobytes(),
-            self.rkey.tobytes(),
-            bytes(self.hours),
+            self.fl.tobytes(),
+            self.slots.tobytes(),
+            self.hours.tobytes(),
         ]
         parts += [b.to_bytes(n, "little") for b, n in zip(self.blooms, _BLOOM_BYTES, strict=True)]
-        parts.append(self.how.to_bytes(_HOW_BYTES, "little"))
-        parts.append(self.old_ip.to_bytes(_OLD_IP_BYTES, "little"))
-        parts.append(self.old_prefix.to_bytes(_OLD_PREFIX_BYTES, "little"))
+        parts.append(self.old_ip.to_bytes(_BLOOM_BYTES[_IP], "little"))
+        parts.append(self.old_prefix.to_bytes(_BLOOM_BYTES[_PREFIX], "little"))
         return b"".join(parts)
 
     @classmethod
@@ -293,85 +354,108 @@ class Baseline:
         if len(data) != ENCODED_SIZE:
             raise ValueError(f"baseline record is {len(data)} bytes, expected {ENCODED_SIZE}")
         b = cls.__new__(cls)
-        b.last_time, b.first_seen, b.total, b.cand_since, b.novel_origin_at, b.net_since = _HEAD.unpack_from(data, 0)
+        (
+            b.last_time,
+            b.first_seen,
+            b.total,
+            b.cand_since,
+            b.net_since,
+            b.last_day,
+            b.over_at,
+            b.cls,
+            b.votes_human,
+            b.votes_sdk,
+            b.over_n,
+        ) = _HEAD.unpack_from(data, 0)
         off = _HEAD.size
         arrays: list[Any] = []
-        for code, n in _ARRAYS:
+        for code, n in (("f", 4 * _FLOATS), ("I", 4 * _UINTS), ("H", 48)):
             a = array(code)
-            a.frombytes(data[off : off + 4 * n])
+            a.frombytes(data[off : off + n])
             arrays.append(a)
-            off += 4 * n
-        b.win, b.peaks, b.cand, b.rval, b.rkey = arrays
-        b.hours = bytearray(data[off : off + 24])
-        off += 24
+            off += n
+        b.fl, b.slots, b.hours = arrays
         blooms = []
         for n in _BLOOM_BYTES:
             blooms.append(int.from_bytes(data[off : off + n], "little"))
             off += n
         b.blooms = blooms
-        b.how = int.from_bytes(data[off : off + _HOW_BYTES], "little")
-        off += _HOW_BYTES
-        b.old_ip = int.from_bytes(data[off : off + _OLD_IP_BYTES], "little")
-        off += _OLD_IP_BYTES
-        b.old_prefix = int.from_bytes(data[off : off + _OLD_PREFIX_BYTES], "little")
+        n = _BLOOM_BYTES[_IP]
+        b.old_ip = int.from_bytes(data[off : off + n], "little")
+        off += n
+        b.old_prefix = int.from_bytes(data[off : off + _BLOOM_BYTES[_PREFIX]], "little")
         return b
+
+    @property
+    def caller_class(self) -> str:
+        return CLASS_CODES[self.cls] if self.cls < len(CLASS_CODES) else ""
 
     # -- the update ----------------------------------------------------------------------
     def observe(self, ev: Event, known_network: bool = False) -> Observation:
         """Add ``ev``; ``known_network``: its source is a configured known network (corporate
-        VPN egress), never novel and never a new origin."""
+        VPN egress), never novel."""
         t = ev.time
         first = self.total == 0
-        dt = t - self.last_time if not first else 0.0
-        if dt < 0.0:
-            dt = 0.0  # out of order: count it, but never decay backwards
-        else:
-            self.last_time = t
         if first:
-            self.first_seen = self.net_since = int(t)
-        if dt > 0.0:
-            exp = math.exp
-            d1, d10, d60 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0)
+            self.first_seen = self.net_since = self.cand_since = int(t)
+            self.last_time = t
+            self.last_day = int(t // _DAY)
+            dt = 0.0
         else:
-            d1 = d10 = d60 = 1.0
+            dt = t - self.last_time
+            if dt < 0.0:
+                dt = 0.0  # out of order: count it, but never decay backwards
+            else:
+                self.last_time = t
+        fl = self.fl
+        if t - self.cand_since >= PEAK_COMMIT_S:
+            # the hour's candidates are capped only if that hour began with a mature baseline: a
+            # job's first run, seen while it was young, is what its peaks are made of
+            self._commit(t, self.cand_since - self.first_seen >= MATURE_S and self.total >= MATURE_EVENTS)
+        peaks_before = tuple(fl[N_WIN : N_WIN + N_PEAKS])
+        size_mu = fl[N_WIN + 2 * N_PEAKS + _SZ_MU] if fl[N_WIN + 2 * N_PEAKS + _SZ_N] > 0.0 else 0.0
 
-        peaks = self.peaks
-        since = t - self.cand_since
-        if since >= PEAK_COMMIT_S:
-            # Peaks decay (half-life 14 days) and absorb the finished hour's candidates once an
-            # hour: per event the decay would be < 0.3% anyway.
-            decay = math.exp(-since * _LN2 / PEAK_HALF_LIFE) if self.cand_since else 1.0
-            cand = self.cand
-            for i in range(len(peaks)):
-                p = peaks[i] * decay
-                peaks[i] = cand[i] if cand[i] > p else p
-            self.cand = array("f", _ZERO_PEAKS)
-            self.cand_since = int(t)
+        # -- hour-of-day profile, in active days ---------------------------------------
+        hours = self.hours
+        day = int(t // _DAY)
+        if day > self.last_day:
+            shift = min(day - self.last_day, HOUR_DAYS)
+            mask = (1 << HOUR_DAYS) - 1
+            for h in range(24):
+                hours[h] = (hours[h] << shift) & mask
+            self.last_day = day
+        hour = int(t // 3600.0) % 24
+        past = 0
+        for h in range(24):
+            past |= hours[h]
+        days_seen = (past >> 1).bit_count() if day >= self.last_day else past.bit_count()
+        here = (hours[hour] >> 1).bit_count()
+        near = max((hours[hour - 1] >> 1).bit_count(), (hours[(hour + 1) % 24] >> 1).bit_count())
+        hour_days = max(here, near // 2)
+        if day >= self.last_day:
+            hours[hour] |= 1
+        # (an event from a day already shifted past is counted in the profile's totals only)
+
+        # -- novelty and context ages ---------------------------------------------------
         blooms = self.blooms
         blooms_before = tuple(blooms)
         if self.old_ip or self.old_prefix:  # what is known is what either generation holds
-            b = blooms_before
-            blooms_before = (b[0], b[1], b[_IP] | self.old_ip, b[_PREFIX] | self.old_prefix, *b[4:])
-        peaks_before = tuple(peaks)
-        hours = self.hours
-        hour = int(t // 3600) % 24
-        hours_total = sum(hours)
-        hour_share = hours[hour] / hours_total if hours_total else 0.0
-        how_bit = 1 << ((int(t // 86400) + 3) % 7 * 24 + hour)  # epoch day 0 was a Thursday
-
-        # Bloom filters, inlined: this is the hottest loop of the detector.
-        m = _mask(0, f"{ev.service}:{ev.name}")
-        api_known = blooms[0] & m == m
-        blooms[0] |= m
-        region_known = ua_known = ip_known = prefix_known = bucket_known = True
+            bb = blooms_before
+            blooms_before = (bb[0], bb[1], bb[_IP] | self.old_ip, bb[_PREFIX] | self.old_prefix, *bb[4:])
+        m = _mask(_API, f"{ev.service}:{ev.name}")
+        api_known = blooms[_API] & m == m
+        blooms[_API] |= m
+        ti = int(t)
+        region_age = client_age = net_age = _INF
+        ip_known = True
         if ev.region:
-            m = _mask(5, ev.region)
-            region_known = blooms[5] & m == m
-            blooms[5] |= m
-        if ev.user_agent:
-            m = _mask(4, ua_family(ev.user_agent))
-            ua_known = blooms[4] & m == m
-            blooms[4] |= m
+            region_age = self._context(_REGION, ev.region, _REGION_SLOT, 1, ti, t)
+        client = ua_family(ev.user_agent) if ev.user_agent else ""
+        if client:
+            client_age = self._context(_CLIENT, client, _CLIENT_SLOT, 2, ti, t)
+        if ev.principal.session and ev.principal.identity_type == "AssumedRole":
+            age = self._context(_CLIENT, "session:" + session_shape(ev.principal.session), _CLIENT_SLOT, 2, ti, t)
+            client_age = min(client_age, age)
         prefix = "" if known_network else ip_prefix(ev.source_ip)
         if prefix:
             m = _mask(_IP, ev.source_ip)
@@ -382,98 +466,182 @@ class Baseline:
             prefix_current = blooms[_PREFIX] & m == m
             prefix_known = prefix_current or self.old_prefix & m == m
             blooms[_PREFIX] |= m
+            net_age = self._slot_age(_NET_SLOT, _slot_hash(prefix), prefix_known, 1, ti, t)
             # the filters only fill when bits are added: only then can a generation end
             if not (ip_current and prefix_current) and t - self.net_since >= NETWORK_GENERATION_S:
                 self._age_networks(t)
+        bucket_known = True
+        bucket_age = _INF
+        b_get10 = b_bytes10 = b_get1h = 0.0
         if ev.bucket:
-            m = _mask(1, ev.bucket)
-            bucket_known = blooms[1] & m == m
-            blooms[1] |= m
-        hour_known = bool(self.how & how_bit)
-        self.how |= how_bit
-        if not first:
-            # A brand-new principal has seen nothing; flagging all of it novel says nothing.
-            api_novel, ip_novel, prefix_novel = not api_known, not ip_known, not prefix_known
-            ua_novel, region_novel, bucket_novel = not ua_known, not region_known, not bucket_known
-            hour_novel = not hour_known
-        else:
-            api_novel = ip_novel = prefix_novel = ua_novel = region_novel = bucket_novel = hour_novel = False
-        if prefix_novel or ua_novel:
-            self.novel_origin_at = int(t)
+            m = _mask(_BUCKET, ev.bucket)
+            bucket_known = blooms[_BUCKET] & m == m
+            blooms[_BUCKET] |= m
+            b_get10, b_bytes10, b_get1h, bucket_age = self._bucket(ev, t, dt, bucket_known)
+        if first:  # a brand-new principal has seen nothing: flagging all of it new says nothing
+            api_known = ip_known = bucket_known = True
 
-        w = self.win
+        # -- windows and peak candidates -------------------------------------------------
+        if dt > 0.0:
+            exp = math.exp
+            d1, d10, d60 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0)
+        else:
+            d1 = d10 = d60 = 1.0
         get = ev.is_get_object
         bytes_out = ev.bytes_out
-        w[EVT1] = w[EVT1] * d1 + 1.0
-        w[EVT10] = w[EVT10] * d10 + 1.0
-        w[GET10] = w[GET10] * d10 + (1.0 if get else 0.0)
-        w[BYT10] = w[BYT10] * d10 + bytes_out
-        w[BYT60] = w[BYT60] * d60 + bytes_out
-        w[ERR10] = w[ERR10] * d10 + (1.0 if ev.error_code else 0.0)
-        w[NOV10] = w[NOV10] * d10 + (1.0 if api_novel else 0.0)
-        w[DEL10] = w[DEL10] * d10 + (1.0 if ev.is_delete else 0.0)
-        off = 1.0 if get and hours_total and hour_share < OFF_HOURS_SHARE else 0.0
-        w[OFF60] = w[OFF60] * d60 + off
-
-        now = e1, e10, g10, b10, b60, dl10, n10, er10 = (
-            w[EVT1],
-            w[EVT10],
-            w[GET10],
-            w[BYT10],
-            w[BYT60],
-            w[DEL10],
-            w[NOV10],
-            w[ERR10],
-        )
-        cand = self.cand  # unrolled, in PEAKS order: a loop costs ~1 µs per event here
-        if e1 > cand[P_EVT1]:
-            cand[P_EVT1] = e1
-        if e10 > cand[P_EVT10]:
-            cand[P_EVT10] = e10
-        if g10 > cand[P_GET10]:
-            cand[P_GET10] = g10
-        if b10 > cand[P_BYT10]:
-            cand[P_BYT10] = b10
-        if b60 > cand[P_BYT60]:
-            cand[P_BYT60] = b60
-        if dl10 > cand[P_DEL10]:
-            cand[P_DEL10] = dl10
-        if n10 > cand[P_NOV10]:
-            cand[P_NOV10] = n10
-        if er10 > cand[P_ERR10]:
-            cand[P_ERR10] = er10
-
-        if hours[hour] >= 255:
-            hours = self.hours = bytearray(h >> 1 for h in hours)
-        hours[hour] += 1
+        fl[EVT1] = fl[EVT1] * d1 + 1.0
+        fl[EVT10] = fl[EVT10] * d10 + 1.0
+        fl[GET10] = fl[GET10] * d10 + (1.0 if get else 0.0)
+        fl[BYT10] = fl[BYT10] * d10 + bytes_out
+        fl[GET60] = fl[GET60] * d60 + (1.0 if get else 0.0)
+        fl[BYT60] = fl[BYT60] * d60 + bytes_out
+        lsz = math.log(bytes_out) if get and bytes_out >= 1.0 else 0.0
+        fl[LSZ60] = fl[LSZ60] * d60 + lsz
+        fl[ERR10] = fl[ERR10] * d10 + (1.0 if ev.error_code else 0.0)
+        fl[NOV10] = fl[NOV10] * d10 + (0.0 if api_known else 1.0)
+        fl[DEL10] = fl[DEL10] * d10 + (1.0 if ev.is_delete else 0.0)
+        c = N_WIN + N_PEAKS  # candidates, unrolled in PEAKS order
+        if fl[EVT1] > fl[c]:
+            fl[c] = fl[EVT1]
+        if fl[EVT10] > fl[c + 1]:
+            fl[c + 1] = fl[EVT10]
+        if fl[GET10] > fl[c + 2]:
+            fl[c + 2] = fl[GET10]
+        if fl[BYT10] > fl[c + 3]:
+            fl[c + 3] = fl[BYT10]
+        if fl[GET60] > fl[c + 4]:
+            fl[c + 4] = fl[GET60]
+        if fl[BYT60] > fl[c + 5]:
+            fl[c + 5] = fl[BYT60]
+        if fl[DEL10] > fl[c + 6]:
+            fl[c + 6] = fl[DEL10]
+        if fl[ERR10] > fl[c + 7]:
+            fl[c + 7] = fl[ERR10]
+        if get and bytes_out >= 1.0:
+            s = N_WIN + 2 * N_PEAKS
+            fl[s + _C_LSZ] += lsz
+            fl[s + _C_GET] += 1.0
         self.total += 1
+        if not self.cls:
+            self._vote(ev)
 
-        b_get10 = b_bytes10 = b_get1h = 0.0
-        b_age = math.inf
-        if ev.bucket:
-            b_get10, b_bytes10, b_get1h, b_age = self._recent_bucket(ev, t, d10, d60, bucket_known)
-
+        gets = fl[GET60]
         return Observation(
-            api_novel,
-            ip_novel,
-            prefix_novel,
-            ua_novel,
-            region_novel,
-            bucket_novel,
-            hour_novel,
-            hour_share,
-            *now,
+            not api_known,
+            not ip_known,
+            not bucket_known,
+            net_age,
+            client_age,
+            region_age,
+            bucket_age,
+            hour_days,
+            days_seen,
+            fl[EVT1],
+            fl[EVT10],
+            fl[GET10],
+            fl[BYT10],
+            gets,
+            fl[BYT60],
+            fl[LSZ60] / gets if gets >= 1.0 else 0.0,
+            fl[ERR10],
+            fl[NOV10],
+            fl[DEL10],
             peaks_before,
+            size_mu,
             t - self.first_seen,
             self.total - 1,
             b_get10,
             b_bytes10,
             b_get1h,
-            b_age,
             blooms_before,
-            t - self.novel_origin_at if self.novel_origin_at else math.inf,
-            w[OFF60],
+            self.caller_class,
         )
+
+    def _commit(self, t: float, mature: bool) -> None:
+        """Fold the finished hour into the peaks and the typical object size (once an hour)."""
+        fl = self.fl
+        since = t - self.cand_since
+        decay = math.exp(-since * _LN2 / PEAK_HALF_LIFE)
+        c = N_WIN + N_PEAKS
+        for i in range(N_PEAKS):
+            p = fl[N_WIN + i] * decay
+            cand = fl[c + i]
+            if mature:
+                cap = p * PEAK_GROWTH if p > PEAK_FLOOR[i] else PEAK_FLOOR[i] * PEAK_GROWTH
+                if cand > cap:
+                    cand = cap  # an ongoing anomaly is not absorbed within the hour
+            fl[N_WIN + i] = cand if cand > p else p
+            fl[c + i] = 0.0
+        s = N_WIN + 2 * N_PEAKS
+        gets = fl[s + _C_GET]
+        if gets > 0.0:
+            hour_mu = fl[s + _C_LSZ] / gets
+            n = fl[s + _SZ_N]
+            mu = fl[s + _SZ_MU]
+            if n <= 0.0:
+                fl[s + _SZ_MU] = hour_mu
+            else:
+                step = (hour_mu - mu) / min(n + 1.0, 48.0)
+                if mature:
+                    step = max(-SIZE_STEP, min(SIZE_STEP, step))
+                fl[s + _SZ_MU] = mu + step
+            fl[s + _SZ_N] = min(n + 1.0, 1e6)
+            fl[s + _C_LSZ] = fl[s + _C_GET] = 0.0
+        self.cand_since = int(t)
+
+    def _context(self, idx: int, text: str, slot: int, n_slots: int, ti: int, t: float) -> float:
+        """Add ``text`` to filter ``idx``; its age for this principal (0: new now, inf: long known)."""
+        blooms = self.blooms
+        m = _mask(idx, text)
+        known = blooms[idx] & m == m
+        blooms[idx] |= m
+        return self._slot_age(slot, _slot_hash(text), known, n_slots, ti, t)
+
+    def _slot_age(self, slot: int, h: int, known: bool, n_slots: int, ti: int, t: float) -> float:
+        slots = self.slots
+        base = 2 * N_BUCKETS + 2 * slot
+        for j in range(n_slots):
+            if slots[base + 2 * j] == h:
+                first = slots[base + 2 * j + 1]
+                return t - first if first <= ti else 0.0
+        if known or self.total == 0:
+            return _INF
+        # new: take the slot whose context is oldest
+        pick = 0
+        if n_slots > 1 and slots[base + 1] > slots[base + 3]:
+            pick = 1
+        slots[base + 2 * pick] = h
+        slots[base + 2 * pick + 1] = ti
+        return 0.0
+
+    def _bucket(self, ev: Event, t: float, dt: float, known: bool) -> tuple[float, float, float, float]:
+        """Per-bucket counters for the two most recent buckets, and the bucket's age."""
+        h = _slot_hash(ev.bucket)
+        slots, fl = self.slots, self.fl
+        base = N_WIN + 2 * N_PEAKS + 4
+        if dt > 0.0:
+            d10, d60 = math.exp(-dt / 600.0), math.exp(-dt / 3600.0)
+            for j in range(N_BUCKETS):
+                fl[base + 3 * j] *= d10
+                fl[base + 3 * j + 1] *= d10
+                fl[base + 3 * j + 2] *= d60
+        if slots[0] == h:
+            j = 0
+        elif slots[2] == h:
+            j = 1
+        else:
+            j = 0 if fl[base + 2] <= fl[base + 5] else 1  # evict the slot with fewer reads this hour
+            slots[2 * j] = h
+            # A bucket the filter already knew was first read before the slot existed.
+            slots[2 * j + 1] = 0 if known or self.total == 0 else int(t)
+            fl[base + 3 * j] = fl[base + 3 * j + 1] = fl[base + 3 * j + 2] = 0.0
+        g = 1.0 if ev.is_get_object else 0.0
+        fl[base + 3 * j] += g
+        fl[base + 3 * j + 1] += ev.bytes_out
+        fl[base + 3 * j + 2] += g
+        first = slots[2 * j + 1]
+        age = (t - first if first <= t else 0.0) if first else _INF
+        return fl[base + 3 * j], fl[base + 3 * j + 1], fl[base + 3 * j + 2], age
 
     def _age_networks(self, t: float) -> None:
         """Start a new generation of the network filters once the current one is half full."""
@@ -484,38 +652,44 @@ class Baseline:
         blooms[_IP] = blooms[_PREFIX] = 0
         self.net_since = int(t)
 
-    def _recent_bucket(
-        self, ev: Event, t: float, d10: float, d60: float, known: bool
-    ) -> tuple[float, float, float, float]:
-        h = _bucket_hashes.get(ev.bucket)
-        if h is None:
-            h = stable_hash(ev.bucket) or 1
-            remember(_bucket_hashes, ev.bucket, h, _CACHE_MAX)
-        val, key = self.rval, self.rkey
-        # Decay both slots to now so they compare fairly (unrolled for the two slots).
-        val[0] *= d10
-        val[1] *= d10
-        val[2] *= d60
-        val[3] *= d10
-        val[4] *= d10
-        val[5] *= d60
-        if key[0] == h:
-            slot = 0
-        elif key[2] == h:
-            slot = 1
-        else:
-            slot = 0 if val[2] <= val[5] else 1  # evict the slot with fewer reads this hour
-            key[2 * slot] = h
-            # A bucket the filter already knew was first read before the slot existed.
-            key[2 * slot + 1] = 0 if known else int(t)
-            val[3 * slot] = val[3 * slot + 1] = val[3 * slot + 2] = 0.0
-        g = 1.0 if ev.is_get_object else 0.0
-        val[3 * slot] += g
-        val[3 * slot + 1] += ev.bytes_out
-        val[3 * slot + 2] += g
-        first = key[2 * slot + 1]
-        return val[3 * slot], val[3 * slot + 1], val[3 * slot + 2], (t - first if first else math.inf)
+    def _vote(self, ev: Event) -> None:
+        """Settle the sticky caller class of a principal whose identity leaves it open (see principal.py)."""
+        hint = ev.principal.caller_class
+        if not ev.principal.class_open:
+            self.cls = CLASS_CODES.index(hint) if hint in CLASS_CODES else 1
+            return
+        kind = client_kind(ev.user_agent)
+        if kind == "person":
+            self.votes_human += 1
+        elif kind == "sdk":
+            self.votes_sdk += 1
+        if self.votes_human + self.votes_sdk >= CLASS_VOTES:
+            # settled by the principal's own first activity: mostly people's clients -> human
+            self.cls = 1 if self.votes_human * 2 >= self.votes_human + self.votes_sdk else 2
 
 
-_ARRAYS = (("f", N_WIN), ("f", len(PEAKS)), ("f", len(PEAKS)), ("f", 3 * N_RECENT), ("I", 2 * N_RECENT))
-assert N_RECENT == 2  # _recent_bucket's slot lookup is unrolled for two slots
+def client_kind(user_agent: str) -> str:
+    """``person`` (console, browser, CLI), ``sdk`` (an SDK or tool on a server) or ``""`` (unknown)."""
+    if not user_agent:
+        return ""
+    if user_agent.startswith(_PERSON_CLIENTS):
+        return "person"
+    if user_agent.startswith(_SDK_CLIENTS) or "exec-env/" in user_agent:
+        return "sdk"
+    return ""
+
+
+_PERSON_CLIENTS = ("Mozilla/", "console.amazonaws.com", "signin.amazonaws.com", "aws-cli/", "AWS Internal", "[aws-cli/")
+_SDK_CLIENTS = (
+    "aws-sdk-",
+    "Boto3/",
+    "boto3/",
+    "Botocore/",
+    "botocore/",
+    "aws-go-sdk",
+    "terraform",
+    "[aws-sdk-",
+    "[Boto3/",
+)
+
+assert N_BUCKETS == 2  # _bucket's slot lookup is unrolled for two slots

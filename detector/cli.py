@@ -111,7 +111,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _replay_parallel(args, settings, model_path, model)
     out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
     dead = DeadLetters(Path(args.dead_letters) if args.dead_letters else None)
-    detector = Detector(settings, model, store={})
+    detector = Detector(settings, model, store={}, only=args.only)
 
     def emit(alerts: list[Any]) -> None:
         for a in alerts:
@@ -162,7 +162,13 @@ def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | 
     if "-" in args.inputs:
         raise ConfigError("--workers > 1 cannot read stdin (every worker reads all inputs); use files")
     result = replay_parallel(
-        args.inputs, settings, model_path, args.workers, args.endpoint_url, dead_letters=args.dead_letters
+        args.inputs,
+        settings,
+        model_path,
+        args.workers,
+        args.endpoint_url,
+        dead_letters=args.dead_letters,
+        only=args.only,
     )
     out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
     try:
@@ -197,17 +203,69 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from detector.evaluate import evaluate_archive, format_report
+    from detector import evaluate
 
     settings = _settings(args.config)
-    model = _load_model(args.model or str(settings.model), required=True)
-    report = evaluate_archive(
-        Path(args.archive), settings, model, alerts_out=Path(args.alerts) if args.alerts else None
-    )
-    sys.stdout.write(format_report(report) + "\n")
+    if args.archive and (args.seeds or args.sweep):
+        raise ConfigError("evaluate: give an ARCHIVE, or --seeds (with --sweep SCENARIO), not both")
+    if not args.archive and not args.seeds:
+        raise ConfigError("evaluate: give an ARCHIVE written by `detector simulate`, or --seeds N-M for a suite")
+    if args.archive:
+        model = _load_model(args.model or str(settings.model), required=True)
+        report = evaluate.evaluate_archive(
+            Path(args.archive), settings, model, alerts_out=Path(args.alerts) if args.alerts else None, only=args.only
+        )
+        text = evaluate.format_report(report)
+    else:
+        cfg = evaluate.SeedConfig(
+            days=args.days,
+            test_days=args.test_days,
+            principals=args.principals,
+            scenarios=tuple(args.scenario) if args.scenario else None,
+            intensity=_intensity(args.intensity),
+            cold=args.cold,
+            settings=settings,
+            only=args.only,
+        )
+        if args.sweep:
+            levels = [float(v) for v in args.levels.split(",")] if args.levels else evaluate.default_levels(args.sweep)
+            report = evaluate.run_sweep(args.sweep, levels, args.seeds, cfg, workers=args.workers)
+            text = evaluate.format_sweep(report)
+        else:
+            report = evaluate.run_suite(args.seeds, cfg, workers=args.workers)
+            text = evaluate.format_suite(report)
+    sys.stdout.write(text + "\n")
     if args.json:
-        Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     return 0
+
+
+def _seeds(text: str) -> list[int]:
+    """``101-110`` or ``1,5,9`` (or both: ``1-3,7``) -> seeds."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"seeds are N, N-M or a comma-separated list of those, got {text!r}") from exc
+    if not out:
+        raise argparse.ArgumentTypeError("no seeds")
+    return out
+
+
+def _intensity(text: str) -> Any:
+    """``random``, ``nominal`` or ``NAME=VALUE,...``."""
+    if text in ("random", "nominal"):
+        return text
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError as exc:
+            raise ConfigError(f"--intensity: expected random, nominal or NAME=VALUE,..., got {part!r}") from exc
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -279,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--endpoint-url", help="S3 endpoint (emulators)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--workers", type=int, default=1, help="processes, each owning a share of principals (default 1)")
+    r.add_argument("--only", choices=("forest", "rules"), help="keep one family of detections (ablation)")
     r.add_argument(
         "--state-out",
         metavar="DIR",
@@ -296,11 +355,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scenario", action="append", metavar="NAME", help="attack scenario (repeatable; default all)")
     s.set_defaults(func=cmd_simulate)
 
-    e = sub.add_parser("evaluate", help="recall, false alerts and delay on a simulated labelled archive")
-    e.add_argument("archive", help="directory written by `detector simulate`")
-    e.add_argument("--model", help="model artifact directory")
-    e.add_argument("--alerts", help="also write the alerts JSONL here")
+    e = sub.add_parser(
+        "evaluate",
+        help="recall, false alerts and delay: on a simulated archive, on a suite of seeds, or as a sweep",
+        description="One archive: `detector evaluate OUT --model M`. A suite: `detector evaluate --seeds 101-110` "
+        "simulates each seed, trains on its history and replays history + test days (or only the test days with "
+        "--cold). A sweep: `--sweep SCENARIO --seeds ...` detection against intensity.",
+    )
+    e.add_argument("archive", nargs="?", help="directory written by `detector simulate`")
+    e.add_argument("--model", help="model artifact directory (one archive)")
+    e.add_argument("--alerts", help="also write the alerts JSONL here (one archive)")
     e.add_argument("--json", help="write the report as JSON here")
+    e.add_argument("--only", choices=("forest", "rules"), help="keep one family of detections (ablation)")
+    e.add_argument("--seeds", type=_seeds, help="simulate and evaluate these seeds, e.g. 101-110")
+    e.add_argument("--sweep", metavar="SCENARIO", help="with --seeds: detection against this scenario's intensity")
+    e.add_argument("--levels", help="with --sweep: comma-separated intensities (default: across its range)")
+    e.add_argument("--days", type=int, default=10, help="with --seeds: days per seed (default 10)")
+    e.add_argument("--test-days", type=int, default=3, help="with --seeds: final days with attacks (default 3)")
+    e.add_argument("--principals", type=int, default=60, help="with --seeds: roster size (default 60)")
+    e.add_argument("--scenario", action="append", metavar="NAME", help="with --seeds: only these scenarios")
+    e.add_argument("--intensity", default="random", help="with --seeds: random (default), nominal or NAME=VALUE,...")
+    e.add_argument("--cold", action="store_true", help="with --seeds: replay only the test days, no history")
+    e.add_argument("--workers", type=int, default=2, help="with --seeds: processes (default 2)")
     common(e)
     e.set_defaults(func=cmd_evaluate)
 

@@ -1,12 +1,23 @@
-"""The per-event feature vector: one event against its principal's baseline.
+"""The per-event feature vector: one event against its principal's own baseline.
 
 Training (``detector train``) and scoring (every runtime) both call ``row`` on the
-``Observation`` that ``Baseline.observe`` returns, so the model sees exactly the same
-numbers offline and live. Changing a feature's meaning bumps ``FEATURE_VERSION``; a model
-artifact trained on another version is refused at load.
+``Observation`` that ``Baseline.observe`` returns, so the model sees exactly the same numbers
+offline and live. Changing a feature's meaning bumps ``FEATURE_VERSION``; an artifact trained
+on another version is refused at load.
 
-Every feature is "relative to this principal": novelty is against its own history, bursts
-are log-ratios of the current window to its own decayed peak. Units are in ``FEATURES``.
+Every feature is 0 for "as usual" and grows with how unusual the event is *for this
+principal*, in one direction only (a quiet hour is not an anomaly):
+
+* rates are log-ratios of the current window to the principal's own decayed peak, minus a
+  dead band (``DEAD_BAND``: half again its peak is still "as usual");
+* contexts (bucket, network, client, region) are *ages*: "activity in a network first seen
+  under an hour ago" is 1 for as long as it goes on, fading to 0 once the context is a day old;
+* the hour of day is rare when the principal was active in it on few of its recent days.
+
+Identity context (age, history size, caller class) is not an input: it picks the peer group
+whose forest scores the row and decides maturity. A principal too young for its own history
+to mean anything has its contexts and hours left at 0 and its rates compared with its peer
+group's typical peaks (``reference``).
 """
 
 from __future__ import annotations
@@ -14,127 +25,216 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from detector.baseline import P_BYT60, P_DEL10, P_ERR10, P_EVT1, P_EVT10, P_GET10, P_NOV10, Observation
+from detector.baseline import (
+    N_PEAKS,
+    P_BYT60,
+    P_DEL10,
+    P_ERR10,
+    P_EVT1,
+    P_EVT10,
+    P_GET10,
+    P_GET60,
+    Observation,
+    youth,
+)
 from detector.event import Event
-from detector.principal import HUMAN
+from detector.textsafe import human_bytes
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
+DEAD_BAND = math.log(1.5)  # up to 1.5x its own peak is still "as usual"
+SIZE_DEAD_BAND = math.log(3.0)  # objects up to 3x its typical size are usual (sizes spread ~lognormal)
+MIN_SIZE_READS = 10.0  # GetObjects within the hour before their mean size means anything
+_DAY = 86400.0
 
 
 @dataclass(frozen=True)
 class Feature:
     name: str
+    group: str  # subspace: volume | context | errors | time
     unit: str
     meaning: str
+    span: float = 1.0  # the largest value that still means something (model.py's range anchors)
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("api_novel", "0/1", "API (service:eventName) this principal never called before"),
-    Feature("ip_novel", "0/1", "source IP never seen for this principal (0 for AWS-internal sources)"),
-    Feature("prefix_novel", "0/1", "source /24 (IPv6 /48) never seen for this principal"),
-    Feature("ua_novel", "0/1", "user-agent family (product, major version, OS) never seen"),
-    Feature("region_novel", "0/1", "AWS region never used by this principal"),
-    Feature("bucket_novel", "0/1", "S3 bucket never touched by this principal"),
-    Feature("hour_novel", "0/1", "hour of the week (UTC) in which this principal was never active"),
-    Feature("hour_rarity", "0..1", "1 - this UTC hour-of-day's share of the principal's activity"),
-    Feature("burst_1m", "log-ratio", "log1p(events in ~1 min) - log1p(principal's decayed 1 min peak)"),
-    Feature("burst_10m", "log-ratio", "log1p(events in ~10 min) - log1p(decayed 10 min peak)"),
-    Feature("get_burst_10m", "log-ratio", "log1p(GetObjects in ~10 min) - log1p(decayed peak)"),
-    Feature("bytes_burst_1h", "log-ratio", "log1p(bytes out in ~1 h) - log1p(decayed peak)"),
-    Feature("delete_burst_10m", "log-ratio", "log1p(S3 deletes in ~10 min) - log1p(decayed peak)"),
-    Feature("novel_api_10m", "log1p count", "first-time APIs called in the last ~10 min"),
-    Feature("error", "0/1", "the call failed (errorCode present, e.g. AccessDenied)"),
-    Feature("error_burst_10m", "log-ratio", "log1p(errors in ~10 min) - log1p(decayed peak)"),
-    Feature("new_bucket_reads_1h", "log1p count", "GetObjects in ~1 h from a bucket first read < 24 h ago"),
-    Feature("principal_age", "log1p days", "days since this principal was first seen"),
-    Feature("history", "log1p events", "events in this principal's baseline"),
-    Feature("human", "0/1", "caller class is human (SSO/federated person, IAM user with a CLI/console)"),
+    Feature("events_1m", "volume", "log-ratio", "events in ~1 min above 1.5x its own 1 min peak", 8.0),
+    Feature("events_10m", "volume", "log-ratio", "events in ~10 min above 1.5x its own 10 min peak", 8.0),
+    Feature("reads_10m", "volume", "log-ratio", "GetObjects in ~10 min above 1.5x its own peak", 8.0),
+    Feature("reads_1h", "volume", "log-ratio", "GetObjects in ~1 h above 1.5x its own peak", 8.0),
+    Feature("bytes_1h", "volume", "log-ratio", "bytes read in ~1 h above 1.5x its own peak", 8.0),
+    Feature("object_size", "volume", "log-ratio", "mean size of objects read in ~1 h above 3x its typical size", 6.0),
+    Feature("deletes_10m", "volume", "log-ratio", "S3 deletes in ~10 min above 1.5x its own peak", 8.0),
+    Feature("new_bucket", "context", "0..1", "S3 bucket it first touched under an hour ago (fades over a day)"),
+    Feature(
+        "new_bucket_reads", "context", "log1p count", "GetObjects in ~1 h from a bucket first read < 1 day ago", 8.0
+    ),
+    Feature("new_network", "context", "0..1", "source /24 it first used under an hour ago (fades over a day)"),
+    Feature("new_client", "context", "0..1", "client (user agent or session-name shape) first seen under an hour ago"),
+    Feature("new_region", "context", "0..1", "AWS region it first used under an hour ago (fades over a day)"),
+    Feature("new_api", "context", "0/1", "an API (service:eventName) it never called before"),
+    Feature("new_apis_10m", "context", "log1p count", "first-time APIs it called in ~10 min", 4.6),
+    Feature("errors_10m", "errors", "log-ratio", "failed calls in ~10 min above 1.5x its own peak", 8.0),
+    Feature("failed", "errors", "0/1", "the call failed (errorCode present, e.g. AccessDenied)"),
+    Feature("hour_rarity", "time", "0..1", "1 - share of its recent active days on which it was active in this hour"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 N_FEATURES = len(FEATURES)
-_DAY = 86400.0
+FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+SUBSPACES: dict[str, tuple[int, ...]] = {}
+for _i, _f in enumerate(FEATURES):
+    SUBSPACES.setdefault(_f.group, ())
+    SUBSPACES[_f.group] = (*SUBSPACES[_f.group], _i)
 
 
-def row(ev: Event, obs: Observation) -> list[float]:
-    """The feature vector of one event, in ``FEATURE_NAMES`` order. Pure."""
-    p = obs.peaks
-    log1p = math.log1p
-    new_bucket_reads = obs.bucket_get1h if obs.bucket_age_s < _DAY else 0.0
+def reference(obs: Observation, peer: tuple[float, ...] | None) -> tuple[float, ...]:
+    """The peaks an event is compared with: its own once mature, else at least its peer group's."""
+    if peer is None or obs.mature:
+        return obs.peaks
+    own = obs.peaks
+    return tuple(own[i] if own[i] > peer[i] else peer[i] for i in range(N_PEAKS))
+
+
+def _lr(now: float, peak: float) -> float:
+    v = math.log((1.0 + now) / (1.0 + peak)) - DEAD_BAND
+    return v if v > 0.0 else 0.0
+
+
+def hour_rarity(obs: Observation) -> float:
+    if obs.days_seen < 3:
+        return 0.0
+    return 1.0 - min(obs.hour_days, obs.days_seen) / obs.days_seen
+
+
+def size_excess(obs: Observation) -> float:
+    if obs.get1h < MIN_SIZE_READS or obs.size_mu <= 0.0:
+        return 0.0
+    v = obs.size1h - obs.size_mu - SIZE_DEAD_BAND
+    return v if v > 0.0 else 0.0
+
+
+def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
+    """The feature vector of one event, in ``FEATURE_NAMES`` order; ``ref`` from ``reference``. Pure."""
+    if obs.mature:
+        new_bucket = youth(obs.bucket_age_s) if ev.bucket else 0.0
+        new_bucket_reads = math.log1p(obs.bucket_get1h) if obs.bucket_age_s < _DAY else 0.0
+        new_network = youth(obs.net_age_s)
+        new_client = youth(obs.client_age_s)
+        new_region = youth(obs.region_age_s)
+        new_api = 1.0 if obs.api_novel else 0.0
+        new_apis = math.log1p(obs.nov10m)
+    else:
+        new_bucket = new_bucket_reads = new_network = new_client = new_region = new_api = new_apis = 0.0
     return [
-        float(obs.api_novel),
-        float(obs.ip_novel),
-        float(obs.prefix_novel),
-        float(obs.ua_novel),
-        float(obs.region_novel),
-        float(obs.bucket_novel),
-        float(obs.hour_novel),
-        1.0 - obs.hour_share,
-        log1p(obs.evt1m) - log1p(p[P_EVT1]),
-        log1p(obs.evt10m) - log1p(p[P_EVT10]),
-        log1p(obs.get10m) - log1p(p[P_GET10]),
-        log1p(obs.bytes1h) - log1p(p[P_BYT60]),
-        log1p(obs.del10m) - log1p(p[P_DEL10]),
-        log1p(obs.nov10m),
+        _lr(obs.evt1m, ref[P_EVT1]),
+        _lr(obs.evt10m, ref[P_EVT10]),
+        _lr(obs.get10m, ref[P_GET10]),
+        _lr(obs.get1h, ref[P_GET60]),
+        _lr(obs.bytes1h, ref[P_BYT60]),
+        size_excess(obs),
+        _lr(obs.del10m, ref[P_DEL10]),
+        new_bucket,
+        new_bucket_reads,
+        new_network,
+        new_client,
+        new_region,
+        new_api,
+        new_apis,
+        _lr(obs.err10m, ref[P_ERR10]),
         1.0 if ev.error_code else 0.0,
-        log1p(obs.err10m) - log1p(p[P_ERR10]),
-        log1p(new_bucket_reads),
-        log1p(max(obs.age_s, 0.0) / _DAY),
-        log1p(obs.total),
-        1.0 if ev.principal.caller_class == HUMAN else 0.0,
+        hour_rarity(obs),
     ]
 
 
-def baseline_value(name: str, obs: Observation) -> str:
+def _age(seconds: float) -> str:
+    if seconds == math.inf:
+        return "long known"
+    if seconds < 60:
+        return "first seen just now"
+    if seconds < 3600:
+        return f"first seen {seconds / 60:.0f} min ago"
+    return f"first seen {seconds / 3600:.1f} h ago"
+
+
+def baseline_value(name: str, obs: Observation, ref: tuple[float, ...]) -> str:
     """This principal's own reference for a feature, as a person would read it."""
     d = obs.distinct
-    p = obs.peaks
+    p = ref
+    peer = "" if obs.mature else " (its peer group's, while its own history is short)"
     refs = {
-        "api_novel": f"~{d('api')} APIs seen before",
-        "ip_novel": f"~{d('ip')} source IPs seen before",
-        "prefix_novel": f"~{d('prefix')} source networks seen before",
-        "ua_novel": f"~{d('ua')} user-agent families seen before",
-        "region_novel": f"~{d('region')} regions seen before",
-        "bucket_novel": f"~{d('bucket')} buckets seen before",
-        "hour_novel": "never active in this hour of the week",
-        "hour_rarity": f"{obs.hour_share:.1%} of activity in this hour",
-        "burst_1m": f"peak {p[P_EVT1]:.0f} events/min",
-        "burst_10m": f"peak {p[P_EVT10]:.0f} events/10 min",
-        "get_burst_10m": f"peak {p[P_GET10]:.0f} GetObjects/10 min",
-        "bytes_burst_1h": f"peak {p[P_BYT60]:.0f} bytes/h",
-        "delete_burst_10m": f"peak {p[P_DEL10]:.0f} deletes/10 min",
-        "novel_api_10m": f"peak {p[P_NOV10]:.0f} first-time APIs/10 min",
-        "error": f"peak {p[P_ERR10]:.0f} errors/10 min",
-        "error_burst_10m": f"peak {p[P_ERR10]:.0f} errors/10 min",
-        "new_bucket_reads_1h": "bucket first read less than a day ago",
-        "principal_age": f"first seen {obs.age_s / _DAY:.1f} days ago",
-        "history": f"{obs.total} events in baseline",
-        "human": "caller class",
+        "events_1m": f"peak {p[P_EVT1]:.0f} events/min{peer}",
+        "events_10m": f"peak {p[P_EVT10]:.0f} events/10 min{peer}",
+        "reads_10m": f"peak {p[P_GET10]:.0f} GetObjects/10 min{peer}",
+        "reads_1h": f"peak {p[P_GET60]:.0f} GetObjects/h{peer}",
+        "bytes_1h": f"peak {human_bytes(p[P_BYT60])}/h{peer}",
+        "object_size": f"typical object {human_bytes(math.exp(obs.size_mu))}" if obs.size_mu else "no reads yet",
+        "deletes_10m": f"peak {p[P_DEL10]:.0f} deletes/10 min{peer}",
+        "new_bucket": f"~{d('bucket')} buckets seen before",
+        "new_bucket_reads": f"~{d('bucket')} buckets seen before",
+        "new_network": f"~{d('prefix')} source networks seen before",
+        "new_client": f"~{d('client')} clients seen before",
+        "new_region": f"~{d('region')} regions seen before",
+        "new_api": f"~{d('api')} APIs seen before",
+        "new_apis_10m": f"~{d('api')} APIs seen before",
+        "errors_10m": f"peak {p[P_ERR10]:.0f} errors/10 min{peer}",
+        "failed": f"peak {p[P_ERR10]:.0f} errors/10 min",
+        "hour_rarity": f"active in this hour on {min(obs.hour_days, obs.days_seen)} of its last "
+        f"{obs.days_seen} active days",
     }
     return refs[name]
 
 
 def current_value(name: str, ev: Event, obs: Observation) -> str:
     """The event's own value for a feature, as a person would read it."""
+    hour = f"{int(ev.time // 3600) % 24:02d}:00 UTC"
     values = {
-        "api_novel": f"{ev.service}:{ev.name}",
-        "ip_novel": ev.source_ip,
-        "prefix_novel": ev.source_ip,
-        "ua_novel": ev.user_agent,
-        "region_novel": ev.region,
-        "bucket_novel": ev.bucket,
-        "hour_novel": f"{int(ev.time // 3600) % 24:02d}:00 UTC",
-        "hour_rarity": f"{int(ev.time // 3600) % 24:02d}:00 UTC",
-        "burst_1m": f"{obs.evt1m:.0f} events/min",
-        "burst_10m": f"{obs.evt10m:.0f} events/10 min",
-        "get_burst_10m": f"{obs.get10m:.0f} GetObjects/10 min",
-        "bytes_burst_1h": f"{obs.bytes1h:.0f} bytes/h",
-        "delete_burst_10m": f"{obs.del10m:.0f} deletes/10 min",
-        "novel_api_10m": f"{obs.nov10m:.0f} first-time APIs/10 min",
-        "error": ev.error_code or "ok",
-        "error_burst_10m": f"{obs.err10m:.0f} errors/10 min",
-        "new_bucket_reads_1h": f"{obs.bucket_get1h:.0f} GetObjects/h from {ev.bucket}",
-        "principal_age": f"{obs.age_s / _DAY:.1f} days",
-        "history": f"{obs.total} events",
-        "human": ev.principal.caller_class,
+        "events_1m": f"{obs.evt1m:.0f} events/min",
+        "events_10m": f"{obs.evt10m:.0f} events/10 min",
+        "reads_10m": f"{obs.get10m:.0f} GetObjects/10 min",
+        "reads_1h": f"{obs.get1h:.0f} GetObjects/h",
+        "bytes_1h": f"{human_bytes(obs.bytes1h)}/h",
+        "object_size": f"objects of {human_bytes(math.exp(obs.size1h))} on average" if obs.size1h else "no reads",
+        "deletes_10m": f"{obs.del10m:.0f} deletes/10 min",
+        "new_bucket": f"s3://{ev.bucket}, {_age(obs.bucket_age_s)}",
+        "new_bucket_reads": f"{obs.bucket_get1h:.0f} GetObjects/h from s3://{ev.bucket}, {_age(obs.bucket_age_s)}",
+        "new_network": f"{ev.source_ip}, {_age(obs.net_age_s)}",
+        "new_client": f"{ev.user_agent or ev.principal.session}, {_age(obs.client_age_s)}",
+        "new_region": f"{ev.region}, {_age(obs.region_age_s)}",
+        "new_api": f"{ev.service}:{ev.name}",
+        "new_apis_10m": f"{obs.nov10m:.0f} first-time APIs/10 min",
+        "errors_10m": f"{obs.err10m:.0f} errors/10 min",
+        "failed": ev.error_code or "ok",
+        "hour_rarity": hour,
     }
     return values[name]
+
+
+def phrase(name: str, ev: Event, obs: Observation) -> str:
+    """A sentence fragment for an alert summary: what was unusual, in words."""
+    words = {
+        "events_1m": f"made {obs.evt1m:.0f} calls in a minute",
+        "events_10m": f"made {obs.evt10m:.0f} calls in ~10 min",
+        "reads_10m": f"read {obs.get10m:.0f} objects in ~10 min",
+        "reads_1h": f"read {obs.get1h:.0f} objects within the hour",
+        "bytes_1h": f"read {human_bytes(obs.bytes1h)} within the hour",
+        "object_size": f"read objects averaging {human_bytes(math.exp(obs.size1h))}" if obs.size1h else "read objects",
+        "deletes_10m": f"deleted {obs.del10m:.0f} objects in ~10 min",
+        "new_bucket": f"used s3://{ev.bucket}, a bucket it first touched {_ago(obs.bucket_age_s)}",
+        "new_bucket_reads": f"read {obs.bucket_get1h:.0f} objects from s3://{ev.bucket} within the hour",
+        "new_network": f"called from {ev.source_ip}, a network it first used {_ago(obs.net_age_s)}",
+        "new_client": f"used a client it first used {_ago(obs.client_age_s)}",
+        "new_region": f"worked in {ev.region}, a region it first used {_ago(obs.region_age_s)}",
+        "new_api": f"called {ev.service}:{ev.name} for the first time",
+        "new_apis_10m": f"called {max(1, round(obs.nov10m))} APIs it never used before in ~10 min",
+        "errors_10m": f"had {obs.err10m:.0f} failed calls in ~10 min",
+        "failed": f"had a call fail ({ev.error_code})",
+        "hour_rarity": f"was active at {int(ev.time // 3600) % 24:02d}:00 UTC, an hour it is rarely active in",
+    }
+    return words[name]
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"

@@ -48,6 +48,7 @@ class Metrics:
     millis_behind_latest: Gauge  # labels: shard
     checkpoint_timestamp: Gauge
     principals_tracked: Gauge
+    principals_evicted: Counter
     model_info: Info
     model_trained_timestamp: Gauge
     model_reloads: Counter  # labels: result (ok, rejected)
@@ -144,6 +145,11 @@ class Metrics:
             ),
             principals_tracked=Gauge(
                 name("principals_tracked"), "Principals with a baseline in this process", registry=reg
+            ),
+            principals_evicted=Counter(
+                name("principals_evicted"),
+                "Principals forgotten after pipeline.evict_idle_days without an event (event time)",
+                registry=reg,
             ),
             model_info=Info(name("model"), "Loaded model artifact", registry=reg),
             model_trained_timestamp=Gauge(

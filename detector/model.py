@@ -1,10 +1,18 @@
-"""Isolation-forest scoring and the model artifact.
+"""Isolation-forest scoring per peer group, and the model artifact.
 
-``fit`` trains scikit-learn's ``IsolationForest`` on feature rows; the fitted trees are then
-flattened into plain integer/float arrays (children, split feature, threshold, and the
-path length credited at each leaf) and saved in ``forest.npz``. Loading reads those arrays
-with ``allow_pickle=False``: an artifact is data, never code, so a tampered file can at
-worst give wrong scores, and the manifest's sha256 of every file catches that too.
+``fit`` trains one scikit-learn ``IsolationForest`` per peer group (``human``, ``automation``,
+and ``all`` as the fallback for a group too small to have its own) on the feature rows of
+principals that are *allowed to alert* (a mature baseline: ``eligible`` rows), and calibrates
+each on those same rows: its score quantiles (thresholds are a quantile of these, not of rows
+from principals hours old, which policy never lets alert anyway), a finely spaced tail table
+of every feature (to say which features made a row unusual *for its group*), and the group's
+typical peaks (what a principal too young for its own peaks is compared with).
+
+The fitted trees are flattened into plain integer/float arrays (children, split feature,
+threshold, and the path length credited at each leaf) and saved in ``forest.npz`` with the
+calibration arrays. Loading reads them with ``allow_pickle=False``: an artifact is data, never
+code, so a tampered file can at worst give wrong scores, and the manifest's sha256 of every
+file catches that too.
 
 Scores follow the original isolation-forest definition ``s = 2 ** (-E[h(x)] / c(n))`` in
 (0, 1]: **higher = more anomalous**, ~0.5 is unremarkable. (scikit-learn's ``score_samples``
@@ -29,18 +37,23 @@ from typing import Any
 import numpy as np
 
 from detector import __version__
+from detector.baseline import N_PEAKS
 from detector.errors import ModelError
-from detector.features import FEATURE_NAMES, FEATURE_VERSION, N_FEATURES
+from detector.features import FEATURE_NAMES, FEATURE_VERSION, N_FEATURES, SUBSPACES
 
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
 MANIFEST = "manifest.json"
 FOREST = "forest.npz"
 MAX_MANIFEST_BYTES = 1 << 20
-# Features that describe the principal rather than the event: they shape the forest but
-# "your account is 3 days old" is not an explanation a person can act on.
-CONTEXT_FEATURES = frozenset({"principal_age", "history", "human"})
-QUANTILES = np.linspace(0.0, 1.0, 201)
-SCORE_QUANTILES = (0.5, 0.9, 0.99, 0.999, 0.9995, 0.9999)
+# Quantile levels of the calibration tables: 0, then tails 10^(-k/8) for k = 1..40 (down to
+# 1 in 100,000), then 1: fine where thresholds and "1 in 3,000 rows" explanations live.
+LEVELS = np.concatenate([[0.0], 1.0 - 10.0 ** (-np.arange(1, 41) / 8.0), [1.0]])
+_LEVEL_X = np.concatenate([[0.0], np.arange(1, 41) / 8.0, [40 / 8.0 + 0.5]])  # -log10(1 - level)
+GROUPS = ("human", "automation", "all")
+# Which forest scores a principal of each caller class ("all" when its own is missing).
+GROUP_OF_CLASS = {"human": "human", "automation": "automation", "aws-service": "automation", "anonymous": "automation"}
+MIN_GROUP_ROWS = 500  # eligible rows a peer group needs for a forest of its own
+PEER_QUANTILE = 0.9  # a young principal is compared with this quantile of its group's peaks
 
 
 def _avg_path_length(n: np.ndarray) -> np.ndarray:
@@ -159,11 +172,14 @@ class Forest:
         }
 
     @classmethod
-    def from_sklearn(cls, forest: Any) -> Forest:
+    def from_sklearn(cls, forest: Any, columns: np.ndarray | None = None) -> Forest:
+        """Flatten a fitted ``IsolationForest``; ``columns`` maps its input columns to feature
+        indices (a forest fitted on a subspace then scores whole rows)."""
         lefts, rights, feats, thrs, values, roots = [], [], [], [], [], []
         offset = 0
         max_depth = 0
-        for est, cols in zip(forest.estimators_, forest.estimators_features_, strict=True):
+        for est, est_cols in zip(forest.estimators_, forest.estimators_features_, strict=True):
+            cols = np.asarray(est_cols) if columns is None else np.asarray(columns)[np.asarray(est_cols)]
             t = est.tree_
             n = t.node_count
             left = t.children_left.astype(np.int64)
@@ -178,7 +194,7 @@ class Forest:
             ids = np.arange(n)
             lefts.append(np.where(leaf, ids, left) + offset)
             rights.append(np.where(leaf, ids, right) + offset)
-            feats.append(np.where(leaf, 0, np.asarray(cols)[np.maximum(t.feature, 0)]))
+            feats.append(np.where(leaf, 0, cols[np.maximum(t.feature, 0)]))
             thrs.append(np.where(leaf, np.inf, t.threshold))
             values.append(np.where(leaf, depth + _avg_path_length(t.n_node_samples), 0.0))
             roots.append(offset)
@@ -208,11 +224,91 @@ def _signature(manifest_bytes: bytes, key: bytes) -> str:
 
 
 @dataclass
-class ModelArtifact:
-    """A trained forest plus what is needed to calibrate and explain its scores."""
+class Member:
+    """One forest of a group's ensemble: over all features or one subspace of them."""
 
+    name: str  # "all" or a subspace (features.SUBSPACES)
     forest: Forest
-    feature_quantiles: np.ndarray  # [len(QUANTILES), N_FEATURES] on the training rows
+    scores: np.ndarray  # float64 [len(LEVELS)]: its raw-score quantiles on the group's eligible rows
+
+    def rarity(self, x: np.ndarray) -> np.ndarray:
+        """-log10 of the share of the group's eligible rows this forest scored at least as high."""
+        return np.interp(self.forest.score(x), self.scores, _LEVEL_X)
+
+
+@dataclass
+class GroupModel:
+    """One peer group's forests and calibration.
+
+    A row is scored by every member forest: the forest over all features finds unusual
+    combinations, each subspace forest (volume, context) finds a row far out on a few features
+    of one kind, which an isolation forest over every feature dilutes. Each member's raw score
+    becomes a rarity against the group's own eligible rows; the row's score is the largest,
+    calibrated again, as the share of those rows it beats: **0.9995 means higher than 99.95%
+    of this peer group's training rows**, so a threshold is simply the quantile.
+    """
+
+    name: str
+    members: list[Member]
+    combined: np.ndarray  # float64 [len(LEVELS)]: quantiles of the members' largest rarity
+    tails: np.ndarray  # float64 [len(LEVELS), N_FEATURES]: feature quantiles of the eligible rows
+    peer_peaks: np.ndarray  # float64 [N_PEAKS]: PEER_QUANTILE of its mature principals' peaks
+    rows: int  # eligible rows it was calibrated on
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The largest member rarity of each row."""
+        out = self.members[0].rarity(x)
+        for m in self.members[1:]:
+            out = np.maximum(out, m.rarity(x))
+        return out
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated score in [0, 1): the share of the group's eligible rows this row outscores."""
+        if x.shape[0] == 0:
+            return np.zeros(0)
+        return 1.0 - np.power(10.0, -np.interp(self.raw(x), self.combined, _LEVEL_X))
+
+    def surprise(self, row: np.ndarray) -> np.ndarray:
+        """Per feature: ``-log10`` of the share of the group's eligible rows at least as extreme.
+
+        Every feature grows with how unusual it is, so "at least as extreme" is "at least as
+        large". 0 for a value most rows reach; capped at ``log10(rows) + 0.3`` past the largest.
+        """
+        out = np.zeros(N_FEATURES)
+        cap = math.log10(max(self.rows, 1)) + 0.3
+        for j in range(N_FEATURES):
+            v = row[j]
+            if v <= 0.0:
+                continue
+            q = self.tails[:, j]
+            k = int(np.searchsorted(q, v, side="left"))  # q[k-1] < v <= q[k]
+            if k >= q.size:
+                out[j] = cap
+            elif k == 0:
+                out[j] = 0.0
+            else:
+                lo, hi = q[k - 1], q[k]
+                frac = (v - lo) / (hi - lo) if hi > lo else 1.0
+                out[j] = min(cap, _LEVEL_X[k - 1] + frac * (_LEVEL_X[k] - _LEVEL_X[k - 1]))
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for m in self.members:
+            out.update({f"{self.name}.{m.name}.{k}": v for k, v in m.forest.arrays().items()})
+            out[f"{self.name}.{m.name}.scores"] = m.scores
+        out[f"{self.name}.combined"] = self.combined
+        out[f"{self.name}.tails"] = self.tails
+        out[f"{self.name}.peer_peaks"] = self.peer_peaks
+        out[f"{self.name}.rows"] = np.array([self.rows], dtype=np.int64)
+        return out
+
+
+@dataclass
+class ModelArtifact:
+    """Trained peer-group forests plus what is needed to calibrate and explain their scores."""
+
+    groups: dict[str, GroupModel]
     manifest: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -224,40 +320,38 @@ class ModelArtifact:
     def trained_at(self) -> float:
         return float(self.manifest.get("trained_at", 0.0))
 
-    def score_quantile(self, q: float) -> float:
-        table = self.manifest.get("score_quantiles", {})
-        return float(table[f"{q:g}"])
+    def group(self, caller_class: str) -> GroupModel:
+        """The forest that scores a principal of ``caller_class``."""
+        name = GROUP_OF_CLASS.get(caller_class, "all")
+        return self.groups.get(name) or self.groups["all"]
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        """Batch score rows of ``FEATURE_NAMES`` features; higher = more anomalous."""
+    def group_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.groups)}
+
+    def score(self, x: np.ndarray, group: np.ndarray | None = None) -> np.ndarray:
+        """Batch score rows of ``FEATURE_NAMES`` features, each by its group's forest (index into
+        ``groups``; default the fallback); higher = more anomalous."""
         if x.ndim != 2 or x.shape[1] != N_FEATURES:
             raise ModelError(f"expected rows of {N_FEATURES} features, got shape {x.shape}")
-        return self.forest.score(x)
-
-    def contributions(self, row: np.ndarray) -> list[tuple[str, float]]:
-        """Per-feature surprise of one row against the training rows, largest first.
-
-        Surprise is ``-log10`` of the fraction of training rows at least as extreme (every
-        feature is oriented so that larger is more unusual); context features are left out.
-        """
-        out = []
-        for j, name in enumerate(FEATURE_NAMES):
-            if name in CONTEXT_FEATURES:
-                continue
-            q = self.feature_quantiles[:, j]
-            tail = 1.0 - float(np.searchsorted(q, row[j], side="left")) / len(q)
-            tail = max(tail, 0.5 / len(q))
-            out.append((name, round(-math.log10(tail), 3)))
-        out.sort(key=lambda kv: kv[1], reverse=True)
+        models = list(self.groups.values())
+        if group is None:
+            return self.groups["all"].score(x)
+        out = np.zeros(x.shape[0])
+        for gi in np.unique(group).tolist():
+            rows = group == gi
+            out[rows] = models[gi].score(x[rows])
         return out
 
     # -- artifact I/O --------------------------------------------------------------------
-    def save(self, out: Path, training: dict[str, Any], scores: np.ndarray, key: bytes | None = None) -> Path:
+    def save(self, out: Path, training: dict[str, Any], key: bytes | None = None) -> Path:
         """Write the artifact directory atomically (temp dir + rename)."""
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        arrays = {**self.forest.arrays(), "feature_quantiles": self.feature_quantiles}
+        tmp.chmod(0o755)  # mkdtemp makes it private; an artifact is read by other users and packaged
+        arrays: dict[str, np.ndarray] = {}
+        for g in self.groups.values():
+            arrays.update(g.arrays())
         np.savez(tmp / FOREST, **arrays)  # type: ignore[arg-type]
         now = time.time()
         manifest = {
@@ -268,14 +362,22 @@ class ModelArtifact:
             "feature_version": FEATURE_VERSION,
             "feature_names": list(FEATURE_NAMES),
             "training": training,
-            "params": {"trees": int(self.forest.roots.size), "max_samples": self.forest.max_samples},
+            "groups": {
+                g.name: {
+                    "rows": g.rows,
+                    "members": {
+                        m.name: {"trees": int(m.forest.roots.size), "max_samples": m.forest.max_samples}
+                        for m in g.members
+                    },
+                }
+                for g in self.groups.values()
+            },
             "libraries": {
                 "detector": __version__,
                 "numpy": np.__version__,
                 "scikit-learn": _sklearn_version(),
                 "python": platform.python_version(),
             },
-            "score_quantiles": {f"{q:g}": float(np.quantile(scores, q)) for q in SCORE_QUANTILES},
             "files": {FOREST: _sha256(tmp / FOREST)},
         }
         body = json.dumps(manifest, indent=2, sort_keys=True).encode()
@@ -320,7 +422,10 @@ class ModelArtifact:
             if not isinstance(sig, str) or not hmac.compare_digest(sig, expect):
                 raise ModelError(f"{mpath}: signature missing or wrong (DETECTOR_MODEL_KEY is set)")
         if manifest.get("format") != ARTIFACT_FORMAT:
-            raise ModelError(f"{mpath}: artifact format {manifest.get('format')!r}, this build reads {ARTIFACT_FORMAT}")
+            raise ModelError(
+                f"{mpath}: artifact format {manifest.get('format')!r}, this build reads {ARTIFACT_FORMAT}; "
+                "retrain with `detector train`"
+            )
         if manifest.get("feature_version") != FEATURE_VERSION or manifest.get("feature_names") != list(FEATURE_NAMES):
             raise ModelError(
                 f"{mpath}: trained on feature version {manifest.get('feature_version')!r}, this build computes "
@@ -344,30 +449,63 @@ class ModelArtifact:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path / FOREST}: unreadable arrays: {exc}") from exc
-        forest = _forest_from_arrays(arrays, path)
-        fq = arrays["feature_quantiles"]
-        if fq.shape != (len(QUANTILES), N_FEATURES):
-            raise ModelError(f"{path / FOREST}: feature_quantiles has shape {fq.shape}")
-        return cls(forest=forest, feature_quantiles=fq, manifest=manifest, path=path)
+        groups_meta = manifest.get("groups")
+        if not isinstance(groups_meta, dict) or "all" not in groups_meta:
+            raise ModelError(f"{mpath}: manifest lists no peer groups (needs at least 'all')")
+        groups: dict[str, GroupModel] = {}
+        for name in groups_meta:
+            if name not in GROUPS:
+                raise ModelError(f"{mpath}: unknown peer group {name!r}")
+            groups[name] = _group_from_arrays(name, groups_meta[name], arrays, path)
+        return cls(groups=groups, manifest=manifest, path=path)
 
 
-def _forest_from_arrays(a: dict[str, np.ndarray], path: Path) -> Forest:
-    need = ("left", "right", "feature", "threshold", "leaf_value", "roots", "shape", "feature_quantiles")
+def _group_from_arrays(name: str, meta: Any, arrays: dict[str, np.ndarray], path: Path) -> GroupModel:
+    prefix = f"{name}."
+    a = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+    where = f"{path / FOREST} ({name})"
+    names = meta.get("members") if isinstance(meta, dict) else None
+    if not isinstance(names, dict) or not names or not set(names) <= {"all", *SUBSPACES}:
+        raise ModelError(f"{path / MANIFEST}: group {name!r} lists no forests, or unknown ones")
+    members = []
+    for member in names:
+        sub = {k[len(member) + 1 :]: v for k, v in a.items() if k.startswith(f"{member}.")}
+        forest = _forest_from_arrays(sub, f"{where} {member}")
+        scores = sub.get("scores")
+        if scores is None or scores.shape != LEVELS.shape or not np.all(np.isfinite(scores)):
+            raise ModelError(f"{where} {member}: scores missing or not {LEVELS.shape}")
+        members.append(Member(member, forest, scores.astype(np.float64)))
+    combined, tails, peer, rows = a.get("combined"), a.get("tails"), a.get("peer_peaks"), a.get("rows")
+    if combined is None or combined.shape != LEVELS.shape or not np.all(np.isfinite(combined)):
+        raise ModelError(f"{where}: combined missing or not {LEVELS.shape}")
+    if tails is None or tails.shape != (LEVELS.size, N_FEATURES) or not np.all(np.isfinite(tails)):
+        raise ModelError(f"{where}: tails missing or not {(LEVELS.size, N_FEATURES)}")
+    if peer is None or peer.shape != (N_PEAKS,) or not np.all(np.isfinite(peer)) or peer.min() < 0:
+        raise ModelError(f"{where}: peer_peaks missing or not ({N_PEAKS},) non-negative")
+    if rows is None or rows.shape != (1,) or int(rows[0]) < 1:
+        raise ModelError(f"{where}: rows missing")
+    return GroupModel(
+        name, members, combined.astype(np.float64), tails.astype(np.float64), peer.astype(np.float64), int(rows[0])
+    )
+
+
+def _forest_from_arrays(a: dict[str, np.ndarray], where: str) -> Forest:
+    need = ("left", "right", "feature", "threshold", "leaf_value", "roots", "shape")
     missing = [k for k in need if k not in a]
     if missing:
-        raise ModelError(f"{path / FOREST}: missing arrays {missing}")
+        raise ModelError(f"{where}: missing arrays {missing}")
     n = a["left"].shape[0]
     for k in ("right", "feature", "threshold", "leaf_value"):
         if a[k].shape != (n,):
-            raise ModelError(f"{path / FOREST}: array {k} has shape {a[k].shape}, expected ({n},)")
+            raise ModelError(f"{where}: array {k} has shape {a[k].shape}, expected ({n},)")
     for k in ("left", "right", "roots"):
         if a[k].size and (a[k].min() < 0 or a[k].max() >= n):
-            raise ModelError(f"{path / FOREST}: array {k} points outside the node table")
+            raise ModelError(f"{where}: array {k} points outside the node table")
     if a["feature"].size and (a["feature"].min() < 0 or a["feature"].max() >= N_FEATURES):
-        raise ModelError(f"{path / FOREST}: split feature index out of range")
+        raise ModelError(f"{where}: split feature index out of range")
     max_depth, max_samples = (int(v) for v in a["shape"])
     if not 0 < max_depth <= 64 or max_samples < 2:
-        raise ModelError(f"{path / FOREST}: implausible forest shape depth={max_depth} samples={max_samples}")
+        raise ModelError(f"{where}: implausible forest shape depth={max_depth} samples={max_samples}")
     return Forest(
         left=a["left"].astype(np.int32),
         right=a["right"].astype(np.int32),
@@ -386,14 +524,98 @@ def _sklearn_version() -> str:
     return str(sklearn.__version__)
 
 
-def fit(x: np.ndarray, trees: int = 100, max_samples: int = 256, seed: int = 0) -> tuple[ModelArtifact, Any]:
-    """Train on feature rows; returns the artifact (unsaved) and the scikit-learn forest."""
+ANCHORS = 0.05  # range anchors, as a share of the rows a forest is fitted on
+
+
+def range_anchors(n: int, rng: np.random.Generator, columns: np.ndarray | None = None) -> np.ndarray:
+    """``n`` synthetic rows, each with one to three features drawn across the feature's whole span.
+
+    An isolation tree can only split on a feature that varies in its sample, so a feature that
+    never moved in training (no principal of the group ever deleted objects, say) could never
+    isolate anything, however extreme. Anchors show every tree that each feature *can* move:
+    a row far along any feature is then isolated near the top of the trees that split on it.
+    They are part of the fit only: calibration (thresholds, tails) uses real rows.
+    ``columns``: draw only these features (a subspace forest).
+    """
+    from detector.features import FEATURES
+
+    span = np.array([f.span for f in FEATURES])
+    cols_all = np.arange(N_FEATURES) if columns is None else np.asarray(columns)
+    out = np.zeros((n, N_FEATURES))
+    for i in range(n):
+        k = int(rng.integers(1, min(3, cols_all.size) + 1))
+        cols = rng.choice(cols_all, size=k, replace=False)
+        out[i, cols] = rng.uniform(0.0, span[cols])
+    return out
+
+
+def fit_forest(
+    x: np.ndarray,
+    trees: int = 100,
+    max_samples: int = 256,
+    seed: int = 0,
+    anchors: float = ANCHORS,
+    columns: np.ndarray | None = None,
+) -> tuple[Forest, Any]:
+    """One scikit-learn isolation forest on ``x`` (plus range anchors), over all features or over
+    ``columns``, flattened so that it scores whole rows; also returns the scikit-learn object."""
     from sklearn.ensemble import IsolationForest
 
     if x.ndim != 2 or x.shape[1] != N_FEATURES or x.shape[0] < 2:
         raise ModelError(f"need at least 2 rows of {N_FEATURES} features to train, got shape {x.shape}")
-    sk = IsolationForest(n_estimators=trees, max_samples=min(max_samples, x.shape[0]), random_state=seed)
-    sk.fit(x)
-    forest = Forest.from_sklearn(sk)
-    fq = np.quantile(x, QUANTILES, axis=0)
-    return ModelArtifact(forest=forest, feature_quantiles=fq), sk
+    rng = np.random.default_rng(seed)
+    extra = range_anchors(round(anchors * x.shape[0]), rng, columns) if anchors > 0 else np.zeros((0, N_FEATURES))
+    data = np.concatenate([x, extra])
+    if columns is not None:
+        data = data[:, np.asarray(columns)]
+    sk = IsolationForest(n_estimators=trees, max_samples=min(max_samples, data.shape[0]), random_state=seed)
+    sk.fit(data)
+    return Forest.from_sklearn(sk, columns), sk
+
+
+# The subspaces that get a forest of their own (besides the one over all features).
+MEMBER_SUBSPACES = ("volume", "context")
+
+
+def fit_group(
+    name: str, x: np.ndarray, peaks: np.ndarray, trees: int = 100, max_samples: int = 256, seed: int = 0
+) -> GroupModel:
+    """A group's ensemble, fitted and calibrated on its eligible rows ``x``; ``peaks``: its mature
+    principals' peaks (rows of ``N_PEAKS``)."""
+    members = []
+    for member in ("all", *MEMBER_SUBSPACES):
+        cols = None if member == "all" else np.array(SUBSPACES[member])
+        forest, _ = fit_forest(x, trees, max_samples, seed, columns=cols)
+        members.append(Member(member, forest, np.quantile(forest.score(x), LEVELS)))
+    g = GroupModel(name, members, np.zeros(LEVELS.size), np.quantile(x, LEVELS, axis=0), np.zeros(N_PEAKS), x.shape[0])
+    g.combined = np.quantile(g.raw(x), LEVELS)
+    if peaks.shape[0]:
+        g.peer_peaks = np.quantile(peaks, PEER_QUANTILE, axis=0).astype(np.float64)
+    return g
+
+
+def fit(
+    x: np.ndarray,
+    groups: np.ndarray | None = None,
+    peaks: dict[str, np.ndarray] | None = None,
+    trees: int = 100,
+    max_samples: int = 256,
+    seed: int = 0,
+) -> ModelArtifact:
+    """Train on eligible feature rows; ``groups`` names each row's peer group (default: all "all").
+
+    ``peaks``: per group, the peaks of its mature principals (rows of ``N_PEAKS``), for the
+    reference young principals are compared with. A group with fewer than ``MIN_GROUP_ROWS``
+    rows gets no forests of its own; "all" is always trained.
+    """
+    if groups is None:
+        groups = np.array(["all"] * x.shape[0])
+    peaks = peaks or {}
+    every = np.concatenate([p for p in peaks.values() if p.size] or [np.zeros((0, N_PEAKS))])
+    out: dict[str, GroupModel] = {"all": fit_group("all", x, every, trees, max_samples, seed)}
+    for name in ("human", "automation"):
+        rows = groups == name
+        if int(rows.sum()) < MIN_GROUP_ROWS:
+            continue
+        out[name] = fit_group(name, x[rows], peaks.get(name, np.zeros((0, N_PEAKS))), trees, max_samples, seed)
+    return ModelArtifact(groups={k: out[k] for k in GROUPS if k in out})

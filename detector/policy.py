@@ -1,42 +1,54 @@
 """Alert policy: which observations become findings, separate from how they are scored.
 
-The isolation forest only scores; this module decides. Changing a threshold never touches
-the model. Rules here are explicit and explainable:
+The isolation forest scores; this module decides. Changing a threshold never touches the
+model. Two families:
+
+**The forest** (``anomaly_finding``): a principal old enough to alert (``eligible``) whose
+events score above its peer group's calibrated threshold *persistently*: ``persist_events``
+over-threshold events with no more than ``persist_window_s`` between them. One odd event is
+noise; a run of them is behaviour. It explains itself with the features that were rarest for
+the principal's peer group.
+
+**Explicit rules** (``rule_findings``), the safety net for what must alert however the forest
+scores it. Each is documented with sample events that fire and do not fire in
+``tests/unit/test_policy.py``:
 
 * ``getobject_burst``: GetObjects (or bytes) in ~10 min above an absolute floor *and* a
-  multiple of this principal's own decayed peak; per principal and per principal x bucket.
-* ``exfiltration``: a bucket this principal first read less than a day ago being drained
-  (many objects within the hour), or a burst that coincides with a new network, user agent
-  or bucket.
+  multiple of this principal's own decayed peak (its peer group's, while young); per
+  principal and per principal x bucket.
+* ``exfiltration``: such a burst corroborated by a new network, client or bucket, or an hour
+  the principal is rarely active in (floors x ``corroborated_factor``); or a bucket first read
+  within the day being drained with something else off.
 * ``delete_burst``: S3 deletes, same shape as the GetObject burst.
-* ``recon_burst``: many first-time APIs within ~10 min, for a principal with a baseline.
+* ``recon_burst``: many first-time APIs within ~10 min.
 * ``credential_misuse``: an automation role (EC2 instance profile, ECS task, Lambda) used
-  from a desktop client (macOS/Windows CLI or SDK) it never used, or from a new network
-  with a new client: its credentials were taken off the workload (the flaws2 and OTRF
-  real attacks look exactly like this).
+  from a desktop client (macOS/Windows CLI or SDK) it never used, or from a new network with
+  a new client: its credentials were taken off the workload (the flaws2 and OTRF real
+  attacks look exactly like this).
 * ``sensitive_api_first_use``: a sensitive API (sharing snapshots, bucket policies, trail
   changes, new credentials, ...) this principal never called before. Credential reads
   (``GetSecretValue``, ...) are routine the first time too, so they also need something else
-  off: a new network or client (now or within the hour), an hour holding < 2% of the
-  principal's activity, or a failed call.
-* ``unusual_data_access`` / ``anomalous_activity``: the forest's score above the
-  threshold, for a principal old enough to have a baseline, with enough individually
-  unusual features to explain it.
+  off: a new network or client, an hour it is rarely active in, or a failed call.
+
+Cold start: until a principal's own history is mature (``Observation.mature``) it has no
+novelty to speak of and its peaks are its peer group's; rules that lean on its history
+(recon, burst multipliers) ask ``cold_start_factor`` times more of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detector.baseline import OFF_HOURS_SHARE, P_BYT10, P_DEL10, P_GET10, Observation, ua_family
+from detector.baseline import P_BYT10, P_DEL10, P_GET10, Observation, ua_family, youth
 from detector.event import Event
+from detector.features import FEATURE_INDEX, FEATURE_NAMES, hour_rarity
 from detector.principal import AUTOMATION
 from detector.settings import Burst, Thresholds
+from detector.textsafe import human_bytes
 
 _DAY = 86400.0
-# A feature counts as "unusual" in an explanation when at most ~0.3% of training rows are as
-# extreme (surprise = -log10(tail) >= 2.5). At 1% (2.0), a failed call at an odd hour was enough.
-UNUSUAL_SURPRISE = 2.5
+# An hour the principal was active in on at most 1 in 10 of its recent days.
+RARE_HOUR = 0.9
 # Workloads run on Linux (or are AWS SDKs in AWS); a macOS/Windows client on their
 # credentials is a person holding them.
 DESKTOP_OS = (" darwin", " windows", " mac os")
@@ -49,76 +61,78 @@ class Finding:
     threshold: float
     features: tuple[str, ...]  # the features that made it fire, most important first
     detail: str  # a sentence fragment for the summary
-
-
-def _gb(n: float) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+    family: str = "rules"  # rules | forest
 
 
 def _burst(
-    now: float, nbytes: float, peak: float, peak_bytes: float, rule: Burst, corroborated: bool
+    now: float, nbytes: float, peak: float, peak_bytes: float, rule: Burst, corroborated: bool, young: float
 ) -> tuple[float, float, str] | None:
     """(value, floor crossed, what was counted), or None. Objects and bytes are checked separately.
 
-    Corroborating evidence (new network, client or bucket; off-hours) lowers the floors: the
+    Corroborating evidence (new network, client or bucket; a rare hour) lowers the floors: the
     same volume means more when it comes from somewhere new, and catching it earlier matters.
     """
-    scale = rule.corroborated_factor if corroborated else 1.0
+    scale = (rule.corroborated_factor if corroborated else 1.0) * young
     floor = max(rule.min_objects * scale, rule.multiplier * peak)
     if now >= floor:
-        return now, floor, f"{now:.0f} objects ({_gb(nbytes)})"
+        return now, floor, f"{now:.0f} objects ({human_bytes(nbytes)})"
     if rule.min_bytes > 0:
         bfloor = max(rule.min_bytes * scale, rule.multiplier * peak_bytes)
         if nbytes >= bfloor:
-            return nbytes, bfloor, f"{_gb(nbytes)} in {now:.0f} objects"
+            return nbytes, bfloor, f"{human_bytes(nbytes)} in {now:.0f} objects"
     return None
-
-
-# The novelty features that corroborate a burst, for each (prefix, ua, bucket) combination.
-_NOVELTY: tuple[tuple[str, ...], ...] = tuple(
-    tuple(name for bit, name in ((4, "prefix_novel"), (2, "ua_novel"), (1, "bucket_novel")) if i & bit)
-    for i in range(8)
-)
 
 
 def rule_findings(
     ev: Event,
     obs: Observation,
+    ref: tuple[float, ...],
     th: Thresholds,
     sensitive: frozenset[str],
     sensitive_reads: frozenset[str] = frozenset(),
 ) -> list[Finding]:
-    """Explicit detectors for one event. Cheap: float compares on the observation."""
+    """Explicit detectors for one event; ``ref`` are the peaks it is compared with. Cheap."""
     out: list[Finding] = []
-    p = obs.peaks
-    novelty = _NOVELTY[4 * obs.prefix_novel + 2 * obs.ua_novel + obs.bucket_novel]
-    off_hours = obs.total >= th.min_history_events and obs.hour_share < OFF_HOURS_SHARE
-    # A bucket new to an established principal (first read within the day, after its warm-up):
-    # a new starter reads new buckets, an established one rarely starts draining one.
-    established = obs.age_s - obs.bucket_age_s >= th.min_age_hours * 3600.0
-    new_bucket = obs.bucket_age_s < _DAY and established
-    new_origin = obs.origin_age_s < 3600.0 and obs.total >= th.min_history_events
-    corroborated = bool(novelty) or off_hours or new_bucket or new_origin
+    mature = obs.mature
+    young = 1.0 if mature else th.cold_start_factor
+    if mature:
+        novelty = tuple(
+            name
+            for name, age in (
+                ("new_network", obs.net_age_s),
+                ("new_client", obs.client_age_s),
+                ("new_bucket", obs.bucket_age_s if ev.bucket else _INF),
+            )
+            if age < 3600.0
+        )
+    else:
+        novelty = ()
+    rare_hour = hour_rarity(obs) >= RARE_HOUR
+    # A bucket first read within the day by an established principal: a new starter reads new
+    # buckets, an established one rarely starts draining one.
+    new_bucket = mature and obs.bucket_age_s < _DAY
+    corroborated = bool(novelty) or rare_hour
     if ev.is_get_object:
-        hit = _burst(obs.get10m, obs.bytes10m, p[P_GET10], p[P_BYT10], th.getobject_burst, corroborated)
+        hit = _burst(obs.get10m, obs.bytes10m, ref[P_GET10], ref[P_BYT10], th.getobject_burst, corroborated, young)
         if hit is not None:
             out.append(
                 Finding(
                     "exfiltration" if corroborated else "getobject_burst",
                     hit[0],
                     hit[1],
-                    ("get_burst_10m", "bytes_burst_1h", *novelty),
-                    f"read {hit[2]} in ~10 min, against its own peak of {p[P_GET10]:.0f} objects",
+                    ("reads_10m", "bytes_1h", *novelty, *(["hour_rarity"] if rare_hour else [])),
+                    f"read {hit[2]} in ~10 min, against its own peak of {ref[P_GET10]:.0f} objects",
                 )
             )
         elif ev.bucket:
             hit = _burst(
                 obs.bucket_get10m,
                 obs.bucket_bytes10m,
-                p[P_GET10],
-                p[P_BYT10],
+                ref[P_GET10],
+                ref[P_BYT10],
                 th.bucket_burst,
                 corroborated,
+                young,
             )
             if hit is not None:
                 out.append(
@@ -126,72 +140,66 @@ def rule_findings(
                         "exfiltration" if corroborated else "getobject_burst",
                         hit[0],
                         hit[1],
-                        ("get_burst_10m", "bucket_novel"),
+                        ("reads_10m", "new_bucket", *novelty),
                         f"read {hit[2]} from s3://{ev.bucket} in ~10 min",
                     )
                 )
         # A new bucket being drained, and something else off: jobs and people start reading
         # new buckets all the time, at their usual hours, from their usual places.
-        if new_bucket and obs.bucket_get1h >= th.new_bucket_drain_objects and (novelty or off_hours):
+        if (
+            new_bucket
+            and obs.bucket_get1h >= th.new_bucket_drain_objects
+            and ([n for n in novelty if n != "new_bucket"] or rare_hour)
+        ):
             out.append(
                 Finding(
                     "exfiltration",
                     obs.bucket_get1h,
                     th.new_bucket_drain_objects,
-                    ("new_bucket_reads_1h", *(["hour_rarity"] if off_hours else []), *novelty),
+                    ("new_bucket_reads", *(["hour_rarity"] if rare_hour else []), *novelty),
                     f"read {obs.bucket_get1h:.0f} objects within the hour from s3://{ev.bucket}, first read "
-                    f"{obs.bucket_age_s / 3600:.1f} h ago" + (", outside its usual hours" if off_hours else ""),
-                )
-            )
-        if obs.off_reads1h >= th.off_hours_reads and obs.total >= th.min_history_events:
-            out.append(
-                Finding(
-                    "unusual_data_access",
-                    obs.off_reads1h,
-                    th.off_hours_reads,
-                    ("hour_rarity", "hour_novel", "get_burst_10m", "bytes_burst_1h"),
-                    f"read {obs.off_reads1h:.0f} objects within the hour at {int(ev.time // 3600) % 24:02d}:00 UTC, "
-                    f"an hour it is almost never active in (s3://{ev.bucket})",
+                    f"{obs.bucket_age_s / 3600:.1f} h ago"
+                    + (", in an hour it is rarely active in" if rare_hour else ""),
                 )
             )
     elif ev.is_delete:
-        hit = _burst(obs.del10m, 0.0, p[P_DEL10], 0.0, th.delete_burst, corroborated)
+        hit = _burst(obs.del10m, 0.0, ref[P_DEL10], 0.0, th.delete_burst, corroborated, young)
         if hit is not None:
             out.append(
                 Finding(
                     "delete_burst",
                     hit[0],
                     hit[1],
-                    ("delete_burst_10m",),
-                    f"deleted {obs.del10m:.0f} S3 objects in ~10 min, against its own peak of {p[P_DEL10]:.0f}",
+                    ("deletes_10m",),
+                    f"deleted {obs.del10m:.0f} S3 objects in ~10 min, against its own peak of {ref[P_DEL10]:.0f}",
                 )
             )
     if (
-        ev.principal.caller_class == AUTOMATION
+        (obs.caller_class or ev.principal.caller_class) == AUTOMATION
         and ev.principal.identity_type == "AssumedRole"
         and ev.user_agent
-        and (obs.ua_novel or obs.total == 0)
+        and (obs.client_age_s < 60.0 or obs.total == 0)
     ):
         family = ua_family(ev.user_agent)
         desktop = family.endswith(DESKTOP_OS)
-        if desktop or (obs.prefix_novel and obs.total >= th.min_history_events):
+        if desktop or (mature and youth(obs.net_age_s) >= 1.0):
             out.append(
                 Finding(
                     "credential_misuse",
                     1.0,
                     1.0,
-                    ("ua_novel", "prefix_novel", "ip_novel", "api_novel"),
+                    ("new_client", "new_network", "new_api"),
                     f"(an automation role) was used by a new client '{family}'"
                     + (" from a desktop OS" if desktop else " from a new network"),
                 )
             )
-    if obs.nov10m >= th.recon_novel_apis and obs.total >= th.min_history_events:
+    if obs.nov10m >= th.recon_novel_apis * young and obs.total >= th.min_history_events:
         out.append(
             Finding(
                 "recon_burst",
                 obs.nov10m,
-                th.recon_novel_apis,
-                ("novel_api_10m", "error_burst_10m", "api_novel"),
+                th.recon_novel_apis * young,
+                ("new_apis_10m", "errors_10m", "new_api"),
                 f"called {obs.nov10m:.0f} APIs it never used before within ~10 min",
             )
         )
@@ -199,14 +207,14 @@ def rule_findings(
         th.sensitive_first_use
         and ev.name in sensitive
         and (obs.api_novel or obs.total == 0)
-        and (ev.name not in sensitive_reads or novelty or off_hours or new_origin or ev.error_code)
+        and (ev.name not in sensitive_reads or novelty or rare_hour or ev.error_code)
     ):
         out.append(
             Finding(
                 "sensitive_api_first_use",
                 1.0,
                 1.0,
-                ("api_novel", *novelty),
+                ("new_api", *novelty),
                 f"called sensitive API {ev.service}:{ev.name} for the first time"
                 + (f" (it failed: {ev.error_code})" if ev.error_code else ""),
             )
@@ -214,27 +222,30 @@ def rule_findings(
     return out
 
 
+_INF = float("inf")
+
+
+def eligible(obs: Observation, th: Thresholds) -> bool:
+    """Old enough for the forest's verdict: the calibration only knows principals like these."""
+    return obs.total >= th.min_history_events and obs.age_s >= th.min_age_hours * 3600.0
+
+
 def anomaly_finding(
     ev: Event,
     obs: Observation,
     score: float,
     threshold: float,
-    surprises: list[tuple[str, float]],
+    surprise: list[float],
     th: Thresholds,
+    phrase: str,
 ) -> Finding | None:
-    """The forest's verdict, gated on a mature baseline and an explainable set of features."""
-    if score < threshold:
-        return None
-    if obs.total < th.min_history_events or obs.age_s < th.min_age_hours * 3600.0:
-        return None
-    unusual = [name for name, s in surprises if s >= UNUSUAL_SURPRISE]
+    """The forest's verdict for an event that persisted over threshold; None if nothing explains it."""
+    ranked = sorted(range(len(surprise)), key=lambda j: -surprise[j])
+    unusual = [FEATURE_NAMES[j] for j in ranked if surprise[j] >= th.min_surprise]
     if len(unusual) < th.min_unusual_features:
         return None
     kind = "unusual_data_access" if ev.is_data or ev.bucket else "anomalous_activity"
-    return Finding(
-        kind,
-        score,
-        threshold,
-        tuple(unusual),
-        f"made an unusual {ev.service}:{ev.name} call (unusual: {', '.join(unusual[:4])})",
-    )
+    return Finding(kind, score, threshold, tuple(unusual), phrase, family="forest")
+
+
+__all__ = ["FEATURE_INDEX", "Finding", "anomaly_finding", "eligible", "rule_findings"]

@@ -1,16 +1,27 @@
 """Who made a call: the baseline key and caller class from ``userIdentity``.
 
 The baseline key decides whose history an event is compared with, so it must be stable
-across sessions and must not mix people. An assumed role used by automation (Lambda,
-ECS tasks, EC2 instance profiles) is one principal: its session names are function
-names, task IDs or instance IDs that change all the time. An assumed role used by
-people (AWS SSO permission sets, SAML/OIDC federation) is one principal *per person*:
-the session name is their user name or e-mail, and one person's baseline must not be
-diluted by their colleagues'.
+across sessions, must not mix people, and must not be something the caller chooses. A
+caller picks its own RoleSessionName (``aws sts assume-role --role-session-name``), so a
+session name never decides which baseline an event gets, except where AWS or the account's
+identity provider sets it:
 
-The caller class (``human``, ``automation``, ``aws-service``, ``anonymous``) selects
-default thresholds: automation and AWS-service callers are the largest source of false
-positives in every peer system, so they get stricter floors.
+* a role behind AWS IAM Identity Center (``AWSReservedSSO_*``) or one named for a SAML/OIDC
+  identity provider (``_HUMAN_ROLE``; role names are the account admin's, not the caller's)
+  is one principal *per person*: the session name is their user name or e-mail, set by the
+  identity provider, and one person's baseline must not be diluted by their colleagues';
+* any other role is ONE principal, whatever session names appear: 100,000 invented names
+  are 100,000 events of one baseline, not 100,000 empty baselines. A person-like name on a
+  role that automation uses is itself a signal: the baseline records the shape of session
+  names as part of the client (``baseline.session_shape``), so a new shape reads as a new
+  client.
+
+The caller class (``human``, ``automation``, ``aws-service``, ``anonymous``) picks default
+thresholds and the peer group whose forest scores the principal. It is *sticky*: decided
+once per principal, from the identity type and session issuer where those settle it
+(``class_open`` False), else from the principal's own first events (IAM users and plain
+roles: people's clients or SDKs, see ``baseline.Baseline._vote``), and never per event:
+an IAM user whose key turns up with an SDK stays the person it was, and that is the signal.
 """
 
 from __future__ import annotations
@@ -38,7 +49,6 @@ _AUTOMATION_SESSION = re.compile(
 # A session name that names a person: an e-mail, or first.last / first_last user names.
 _PERSON_SESSION = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$|^[a-z][a-z'-]+[._][a-z][a-z'-]+$", re.IGNORECASE)
 _HUMAN_ROLE = re.compile(r"^(AWSReservedSSO_|.*(saml|okta|azuread|adfs|sso|federat|human|admin-user))", re.I)
-_BROWSER_UA = ("Mozilla/", "console.amazonaws.com", "signin.amazonaws.com", "AWS Internal")
 # CloudTrail truncates user agents at 1 KB; only that much of one is ever read (attributions and
 # their memo keys stay bounded however long a forged one is).
 MAX_UA = 1024
@@ -60,6 +70,7 @@ class Principal:
     account_id: str
     session: str = ""
     role_arn: str = ""  # the IAM role behind an assumed-role session
+    class_open: bool = False  # the identity leaves the class to the principal's own first events
 
 
 def _role_arn_from_assumed(arn: str) -> str:
@@ -69,14 +80,18 @@ def _role_arn_from_assumed(arn: str) -> str:
     return head.replace(":sts:", ":iam:", 1) + ":role/" + role if role else arn
 
 
-def _session_is_person(role_name: str, session: str, user_agent: str) -> bool:
-    if role_name.startswith("AWSReservedSSO_"):
-        return True
-    if _AUTOMATION_SESSION.match(session):
-        return False
+def _per_person(role_name: str) -> bool:
+    """Roles whose session names the identity provider sets (one principal per person)."""
+    return bool(_HUMAN_ROLE.match(role_name))
+
+
+def session_kind(session: str) -> str:
+    """The shape of a role session name: person, instance, hex, digits or name (for novelty, not keys)."""
     if _PERSON_SESSION.match(session):
-        return True
-    return bool(_HUMAN_ROLE.match(role_name)) and user_agent.startswith(_BROWSER_UA)
+        return "person"
+    if _AUTOMATION_SESSION.match(session):
+        return "machine"
+    return "name"
 
 
 # IAM bounds real ARNs (a role ARN with its longest path is ~700 characters). A longer key is
@@ -114,21 +129,15 @@ def _principal_of(event: dict[str, Any]) -> Principal:
         role_name = role_arn.rsplit("/", 1)[-1]
         if ui.get("invokedBy"):
             return Principal(role_arn, AUTOMATION, itype, arn, account, session, role_arn)
-        user_agent = str(event.get("userAgent") or "")[:MAX_UA]
-        if session and _session_is_person(role_name, session, user_agent):
+        if session and _per_person(role_name):
             return Principal(f"{role_arn}/{session.lower()}", HUMAN, itype, arn, account, session, role_arn)
-        return Principal(role_arn, AUTOMATION, itype, arn, account, session, role_arn)
+        # One principal per role; its class comes from its own first events, not the session name.
+        return Principal(role_arn, AUTOMATION, itype, arn, account, session, role_arn, class_open=True)
     if itype == "IAMUser":
         key = arn or f"arn:aws:iam::{account}:user/{ui.get('userName') or ui.get('principalId') or 'unknown'}"
-        # Long-lived access keys on IAM users are mostly people, but service users call
-        # from SDKs on servers; the user agent tells them apart well enough for thresholds.
-        ua = str(event.get("userAgent") or "")[:MAX_UA]
-        cls = (
-            AUTOMATION
-            if ua.startswith(("aws-sdk-", "Boto3/", "terraform", "aws-sdk-go")) and "cli" not in ua
-            else HUMAN
-        )
-        return Principal(key, cls, itype, arn, account)
+        # Long-lived access keys on IAM users are mostly people's, but service users call from
+        # SDKs on servers: the user's own first events settle which (baseline._vote), once.
+        return Principal(key, HUMAN, itype, arn, account, class_open=True)
     if itype == "Root":
         return Principal(f"arn:aws:iam::{account}:root", HUMAN, itype, arn, account)
     if itype == "FederatedUser":

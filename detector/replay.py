@@ -160,6 +160,18 @@ def run_replay(
     return summary
 
 
+@dataclass
+class TrainingRows:
+    """Feature rows for training, with what calibration needs to know about each."""
+
+    x: np.ndarray  # [rows, N_FEATURES]
+    eligible: np.ndarray  # bool: the principal was old enough to alert
+    classes: np.ndarray  # str: its sticky caller class
+    keys: np.ndarray  # str: its principal key (for per-principal caps)
+    start: float = float("inf")
+    end: float = float("-inf")
+
+
 def collect_features(
     inputs: Iterable[tuple[bytes, str, str]],
     detector: Detector,
@@ -168,9 +180,9 @@ def collect_features(
     batch_size: int,
     since: float | None = None,
     until: float | None = None,
-) -> tuple[np.ndarray, Summary, dict[str, float]]:
+) -> tuple[TrainingRows, Summary]:
     """Training: the same loop, keeping the feature rows of events inside [since, until)."""
-    chunks: list[np.ndarray] = []
+    chunks: list[tuple[np.ndarray, np.ndarray, list[str], list[str]]] = []
     span = {"start": float("inf"), "end": float("-inf")}
 
     def keep(batch: list[Event], result: BatchResult) -> None:
@@ -181,13 +193,31 @@ def collect_features(
         if until is not None:
             mask &= times < until
         if mask.any():
-            chunks.append(result.features[mask])
+            idx = np.flatnonzero(mask).tolist()
+            chunks.append(
+                (
+                    result.features[mask],
+                    result.eligible[mask],
+                    [result.classes[i] for i in idx],
+                    [result.events[i].principal.key for i in idx],
+                )
+            )
             span["start"] = min(span["start"], float(times[mask].min()))
             span["end"] = max(span["end"], float(times[mask].max()))
 
     summary = run_replay(inputs, detector, ingest, lateness_s, batch_size, on_result=keep)
-    x = np.concatenate(chunks) if chunks else np.empty((0, 0))
-    return x, summary, span
+    if chunks:
+        rows = TrainingRows(
+            np.concatenate([c[0] for c in chunks]),
+            np.concatenate([c[1] for c in chunks]),
+            np.array([cls for c in chunks for cls in c[2]]),
+            np.array([k for c in chunks for k in c[3]]),
+            span["start"],
+            span["end"],
+        )
+    else:
+        rows = TrainingRows(np.empty((0, 0)), np.zeros(0, bool), np.array([], str), np.array([], str))
+    return rows, summary
 
 
 @dataclass
@@ -211,13 +241,14 @@ def _replay_worker(
     workers: int,
     index: int,
     dead_letters: str | None,
+    only: str | None = None,
 ) -> tuple[Summary, list[tuple[float, bytes]], int]:
     from detector.ingest import DeadLetters
     from detector.model import ModelArtifact
     from detector.train import model_key
 
     model = ModelArtifact.load(Path(model_path), key=model_key()) if model_path else None
-    detector = Detector(settings, model, store={})
+    detector = Detector(settings, model, store={}, only=only)
     # Every worker decodes everything; only the first one reports bad records, so each is
     # dead-lettered and counted once.
     dead = DeadLetters(Path(dead_letters) if dead_letters and index == 0 else None)
@@ -247,6 +278,7 @@ def replay_parallel(
     workers: int,
     endpoint_url: str | None = None,
     dead_letters: str | None = None,
+    only: str | None = None,
 ) -> ParallelResult:
     """Replay split across processes by principal (each principal's state lives in one).
 
@@ -260,7 +292,7 @@ def replay_parallel(
     with ctx.Pool(workers) as pool:
         parts = pool.starmap(
             _replay_worker,
-            [(list(specs), endpoint_url, settings, model_path, workers, i, dead_letters) for i in range(workers)],
+            [(list(specs), endpoint_url, settings, model_path, workers, i, dead_letters, only) for i in range(workers)],
         )
     first = parts[0][0]
     summary = Summary(

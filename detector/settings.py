@@ -55,12 +55,28 @@ class Thresholds(_Model):
     """Everything a caller class, role or principal can override."""
 
     anomaly_quantile: float = Field(
-        0.9995, gt=0.5, lt=1, description="isolation-forest threshold as a quantile of training scores"
+        0.9995,
+        gt=0.5,
+        lt=1,
+        description="forest threshold: a score above this share of the peer group's training rows that may alert",
     )
-    anomaly_min_score: float = Field(0.62, gt=0, lt=1, description="never alert below this score")
-    min_unusual_features: int = Field(2, ge=1, description="features with surprise >= 2 needed to alert")
+    persist_events: int = Field(
+        2, ge=1, le=1000, description="over-threshold events in a row (each within persist_window_s) for an alert"
+    )
+    persist_window_s: float = Field(600, gt=0, description="longest gap between those events")
+    min_unusual_features: int = Field(
+        1, ge=0, description="features at least min_surprise unusual (for the peer group) an anomaly alert needs"
+    )
+    min_surprise: float = Field(
+        2.0, ge=0, description="-log10 of the share of the peer group's rows as extreme: 2.0 is 1 in 100"
+    )
     min_history_events: int = Field(100, ge=0, description="events before anomaly alerts are allowed")
     min_age_hours: float = Field(48, ge=0, description="principal age before anomaly alerts are allowed")
+    cold_start_factor: float = Field(
+        3.0,
+        ge=1,
+        description="while a principal's own history is young, burst floors and recon need this many times more",
+    )
     getobject_burst: Burst = Burst()
     bucket_burst: Burst = Burst(min_objects=400, min_bytes=20e9, multiplier=4.0)
     delete_burst: Burst = Burst(min_objects=100, min_bytes=0, multiplier=4.0)
@@ -68,9 +84,6 @@ class Thresholds(_Model):
         25, ge=1, description="GetObjects in ~1 h from a bucket first read < 24 h ago"
     )
     recon_novel_apis: float = Field(12, ge=1, description="first-time APIs in ~10 min")
-    off_hours_reads: float = Field(
-        20, ge=1, description="GetObjects in ~1 h during hours holding < 2% of the principal's activity"
-    )
     sensitive_first_use: bool = Field(True, description="alert on a sensitive API this principal never used")
 
 
@@ -155,9 +168,9 @@ class Detection(_Model):
     classes: dict[CallerClass, dict[str, Any]] = Field(
         default_factory=lambda: {  # type: ignore[arg-type]
             # Automation is steady and bursty by design: demand more before alerting.
-            "automation": {"anomaly_quantile": 0.9999, "min_unusual_features": 2},
+            "automation": {"anomaly_quantile": 0.9999},
             # AWS services act on behalf of everyone; only explicit rules apply by default.
-            "aws-service": {"anomaly_min_score": 0.99},
+            "aws-service": {"anomaly_quantile": 0.99999},
         }
     )
     overrides: tuple[Override, ...] = ()
@@ -192,6 +205,11 @@ class Pipeline(_Model):
     max_batch_delay_s: float = Field(0.03, gt=0, description="flush a partial batch after this long")
     allowed_lateness_s: float = Field(600, ge=0, description="reorder window in event time")
     dedup_window_s: float = Field(3600, ge=0, description="eventIDs remembered for deduplication")
+    evict_idle_days: float = Field(
+        45,
+        gt=0,
+        description="principals with no event for this long (event time) are forgotten: the store stays bounded",
+    )
 
 
 class Sink(_Model):

@@ -7,7 +7,7 @@ bidi overrides, bounded length. The output is for people to read, not to parse b
 
 from __future__ import annotations
 
-__all__ = ["clip"]
+__all__ = ["clip", "human_bytes"]
 
 
 def _escape_char(ch: str) -> str:
@@ -74,3 +74,11 @@ def clip(text: object, limit: int = 256) -> str:
     if len(marker) > limit:
         return marker[:limit]
     return "".join(pieces[:shown]) + marker
+
+
+def human_bytes(n: float) -> str:
+    """``22138617856`` -> ``22.1 GB``: byte counts as a person reads them (decimal units, as S3 bills)."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"

@@ -1,8 +1,12 @@
-"""Training: archives -> the live feature path -> IsolationForest -> a versioned artifact.
+"""Training: archives -> the live feature path -> one forest per peer group -> a versioned artifact.
 
 Rows come from ``replay.collect_features``, i.e. the same ingest, reorder, dedup and
 baseline walk that scoring uses; only the model is absent. Baselines warm up on every
-event, but rows are kept only inside the requested training window.
+event, but rows are kept only inside the requested training window. The forests are fitted
+and calibrated on the rows of principals old enough to alert (``policy.eligible``): rows
+from principals hours old would set thresholds for cases policy never lets alert. Each
+principal contributes at most ``PER_PRINCIPAL_ROWS`` rows, so the busiest job does not decide
+what "usual" means for everyone.
 """
 
 from __future__ import annotations
@@ -14,20 +18,79 @@ from pathlib import Path
 import numpy as np
 
 from detector.alert import iso
+from detector.baseline import N_PEAKS, N_WIN, Baseline
 from detector.errors import ModelError
 from detector.ingest import Ingest
-from detector.model import ModelArtifact, fit
-from detector.pipeline import Detector
-from detector.replay import collect_features
+from detector.model import GROUP_OF_CLASS, ModelArtifact, fit
+from detector.pipeline import ENCODED_SIZE, Detector
+from detector.replay import TrainingRows, collect_features
 from detector.settings import Settings
 
 MIN_ROWS = 200
+PER_PRINCIPAL_ROWS = 5000
 
 
 def model_key() -> bytes | None:
     """Optional HMAC key for signing/verifying artifacts (``DETECTOR_MODEL_KEY``)."""
     key = os.environ.get("DETECTOR_MODEL_KEY")
     return key.encode() if key else None
+
+
+def _capped(keys: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices keeping at most ``limit`` rows per principal, drawn at random, in order."""
+    order = rng.permutation(keys.size)
+    seen: dict[str, int] = {}
+    keep = []
+    for i in order.tolist():
+        k = keys[i]
+        c = seen.get(k, 0)
+        if c < limit:
+            seen[k] = c + 1
+            keep.append(i)
+    return np.sort(np.array(keep, dtype=np.int64))
+
+
+def mature_peaks(store: dict[str, bytes]) -> dict[str, np.ndarray]:
+    """Per peer group, the committed peaks of every principal with a mature baseline."""
+    out: dict[str, list[list[float]]] = {}
+    for data in store.values():
+        b = Baseline.decode(data[:ENCODED_SIZE])
+        if b.total < 50 or b.last_time - b.first_seen < 86400.0:
+            continue
+        group = GROUP_OF_CLASS.get(b.caller_class, "automation")
+        out.setdefault(group, []).append(list(b.fl[N_WIN : N_WIN + N_PEAKS]))
+    return {g: np.array(v, dtype=np.float64) for g, v in out.items()}
+
+
+def fit_rows(
+    rows: TrainingRows, store: dict[str, bytes], trees: int = 100, max_rows: int = 500_000, seed: int = 0
+) -> tuple[ModelArtifact, dict[str, object]]:
+    """Fit the peer-group forests on the eligible rows (unsaved artifact, training summary)."""
+    total = int(rows.x.shape[0])
+    eligible = int(rows.eligible.sum())
+    if eligible < MIN_ROWS:
+        raise ModelError(
+            f"only {eligible} events in the training window from principals old enough to alert "
+            f"({total} in all); need at least {MIN_ROWS}: train on more days (check the paths and --since/--until)"
+        )
+    rng = np.random.default_rng(seed)
+    idx = np.flatnonzero(rows.eligible)
+    idx = idx[_capped(rows.keys[idx], PER_PRINCIPAL_ROWS, rng)]
+    if idx.size > max_rows:
+        idx = np.sort(rng.choice(idx, max_rows, replace=False))
+    groups = np.array([GROUP_OF_CLASS.get(c, "automation") for c in rows.classes[idx].tolist()])
+    artifact = fit(rows.x[idx], groups, mature_peaks(store), trees=trees, seed=seed)
+    training = {
+        "start": iso(rows.start),
+        "end": iso(rows.end),
+        "events": total,
+        "rows_eligible": eligible,
+        "rows_fitted": int(idx.size),
+        "rows_by_group": {g: int((groups == g).sum()) for g in sorted(set(groups.tolist()))},
+        "principals": len(store),
+        "seed": seed,
+    }
+    return artifact, training
 
 
 def train(
@@ -42,27 +105,12 @@ def train(
     ingest: Ingest | None = None,
 ) -> tuple[ModelArtifact, dict[str, object]]:
     ingest = ingest or Ingest()
-    detector = Detector(settings, None, store={})
-    x, summary, span = collect_features(
+    store: dict[str, bytes] = {}
+    detector = Detector(settings, None, store=store)
+    rows, summary = collect_features(
         inputs, detector, ingest, settings.pipeline.allowed_lateness_s, settings.pipeline.batch_size, since, until
     )
-    if x.shape[0] < MIN_ROWS:
-        raise ModelError(
-            f"only {x.shape[0]} events in the training window; need at least {MIN_ROWS} "
-            "(check the paths and --since/--until)"
-        )
-    rng = np.random.default_rng(seed)
-    rows = x if x.shape[0] <= max_rows else x[rng.choice(x.shape[0], max_rows, replace=False)]
-    artifact, _ = fit(rows, trees=trees, seed=seed)
-    scores = artifact.score(rows)
-    training = {
-        "start": iso(span["start"]),
-        "end": iso(span["end"]),
-        "events": int(x.shape[0]),
-        "rows_fitted": int(rows.shape[0]),
-        "principals": len(detector.store),
-        "rejected": dict(ingest.rejected),
-        "seed": seed,
-    }
-    artifact.save(out, training=training, scores=scores, key=model_key())
+    artifact, training = fit_rows(rows, store, trees, max_rows, seed)
+    training["rejected"] = dict(ingest.rejected)
+    artifact.save(out, training=training, key=model_key())
     return artifact, {**summary.to_dict(), "training": training}

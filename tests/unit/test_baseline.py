@@ -1,4 +1,5 @@
-"""Baselines: event-time updates, novelty, bursts, bounded size and lossless round trips."""
+"""Baselines: event-time updates, novelty and context ages, bursts, the hour profile, sticky
+caller classes, bounded size and lossless round trips."""
 
 from __future__ import annotations
 
@@ -8,13 +9,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector import baseline as baseline_module
-from detector.baseline import ENCODED_SIZE, Baseline, ip_prefix, ua_family
+from detector.baseline import (
+    ENCODED_SIZE,
+    EVT1,
+    P_BYT60,
+    P_GET10,
+    Baseline,
+    ip_prefix,
+    ua_family,
+    youth,
+)
 from detector.event import Event
-from tests.factories import T0, event, get_object
+from detector.features import hour_rarity
+from tests.factories import T0, assumed_role, event, get_object, iam_user
+
+DAY = 86400.0
+HOUR = 3600.0
 
 
 def test_encoded_size_is_fixed_and_compact() -> None:
-    assert ENCODED_SIZE <= 400
+    assert ENCODED_SIZE <= 448
     b = Baseline()
     assert len(b.encode()) == ENCODED_SIZE
     for i in range(500):
@@ -25,9 +39,9 @@ def test_encoded_size_is_fixed_and_compact() -> None:
 def test_first_event_is_not_novel_and_later_new_things_are() -> None:
     b = Baseline()
     first = b.observe(event(t=T0))
-    assert not (first.api_novel or first.ip_novel or first.ua_novel)
+    assert not (first.api_novel or first.ip_novel) and first.net_age_s == first.client_age_s == math.inf
     same = b.observe(event(t=T0 + 10))
-    assert not (same.api_novel or same.ip_novel or same.prefix_novel or same.ua_novel or same.region_novel)
+    assert not (same.api_novel or same.ip_novel) and same.net_age_s == same.region_age_s == math.inf
     new = b.observe(
         event(
             name="ListBuckets",
@@ -38,15 +52,25 @@ def test_first_event_is_not_novel_and_later_new_things_are() -> None:
             region="eu-west-1",
         )
     )
-    assert new.api_novel and new.ip_novel and new.prefix_novel and new.ua_novel and new.region_novel
+    assert new.api_novel and new.ip_novel
+    assert new.net_age_s == new.client_age_s == new.region_age_s == 0.0
     assert new.distinct("api") == 1  # one API known before this one (estimated from the filter)
+
+
+def test_a_context_stays_young_for_as_long_as_it_is_used_then_fades_over_a_day() -> None:
+    b = Baseline()
+    for i in range(200):
+        b.observe(event(t=T0 + i * 600))
+    ages = [b.observe(event(t=T0 + 2 * DAY + i * 600, ip="198.51.100.7")).net_age_s for i in range(150)]
+    assert ages[0] == 0.0 and ages[5] == 3000.0  # not novel once and then ordinary: 50 min old
+    assert youth(ages[5]) == 1.0 and 0.0 < youth(ages[20]) < 1.0 and youth(ages[149]) == 0.0
 
 
 def test_aws_internal_sources_are_never_novel_ips() -> None:
     b = Baseline()
     b.observe(event(t=T0))
     obs = b.observe(event(t=T0 + 1, ip="s3.amazonaws.com"))
-    assert not obs.ip_novel and not obs.prefix_novel
+    assert not obs.ip_novel and obs.net_age_s == math.inf
 
 
 def test_windows_decay_in_event_time_and_peaks_remember_bursts() -> None:
@@ -54,18 +78,86 @@ def test_windows_decay_in_event_time_and_peaks_remember_bursts() -> None:
     for i in range(300):
         obs = b.observe(get_object("data", f"k{i}", T0 + i * 0.5))
     assert obs.get10m > 250
-    later = b.observe(get_object("data", "k-late", T0 + 3 * 86400))
+    later = b.observe(get_object("data", "k-late", T0 + 3 * DAY))
     assert later.get10m < 2  # three days later the 10 min window is empty again
-    assert later.peaks[2] > 100  # ...but the principal's peak still remembers its bursts
+    assert later.peaks[P_GET10] > 100  # ...but the principal's peak still remembers its bursts
+
+
+def _steady(b: Baseline, start: float, hours: int, per_hour: int, nbytes: int = 50_000) -> None:
+    for h in range(hours):
+        for i in range(per_hour):
+            b.observe(get_object("data", f"k{h}-{i}", start + h * HOUR + i * HOUR / per_hour, nbytes=nbytes))
+
+
+def test_an_ongoing_anomaly_is_not_absorbed_into_the_peaks_within_the_hour() -> None:
+    b = Baseline()
+    _steady(b, T0, 72, 30)  # three days of 30 reads an hour
+    usual = b.observe(get_object("data", "x", T0 + 72 * HOUR)).peaks[P_BYT60]
+    _steady(b, T0 + 73 * HOUR, 6, 90, nbytes=1_250_000)  # 3x the rate, 25x the objects, for 6 hours
+    after = b.observe(get_object("data", "y", T0 + 79 * HOUR)).peaks[P_BYT60]
+    assert after <= usual * 4.0**6 and after < 75 * usual  # grown at most 4x an hour, not all at once
+    young = Baseline()
+    _steady(young, T0, 3, 30)
+    _steady(young, T0 + 3 * HOUR, 2, 90, nbytes=1_250_000)  # a young principal learns its load at once
+    assert young.observe(get_object("data", "z", T0 + 6 * HOUR)).peaks[P_BYT60] > 50 * usual
+
+
+def test_typical_object_size_moves_slowly_once_mature() -> None:
+    b = Baseline()
+    _steady(b, T0, 48, 20, nbytes=100_000)
+    obs = b.observe(get_object("data", "x", T0 + 48 * HOUR, nbytes=100_000))
+    assert abs(obs.size_mu - math.log(100_000)) < 0.01
+    _steady(b, T0 + 49 * HOUR, 3, 20, nbytes=2_500_000)  # 25x larger objects for 3 hours
+    obs = b.observe(get_object("data", "y", T0 + 52 * HOUR, nbytes=2_500_000))
+    assert obs.size1h - obs.size_mu > math.log(25) - 3 * 0.5 - 0.01  # each hour moves it at most 0.5
+
+
+def test_one_busy_hour_cannot_make_an_odd_hour_usual() -> None:
+    b = Baseline()
+    for d in range(9):  # a nightly job: 01:00-01:40 UTC for nine days
+        for i in range(400):
+            b.observe(get_object("etl", f"{d}/{i}", T0 - 8 * HOUR + d * DAY + i * 6))
+    night = b.observe(get_object("etl", "n", T0 - 8 * HOUR + 9 * DAY))
+    assert night.days_seen == 9 and hour_rarity(night) == 0.0
+    afternoon = T0 + 6 * HOUR + 9 * DAY  # 15:00 UTC
+    for i in range(2000):  # two busy hours at an hour it is never active in
+        obs = b.observe(get_object("other", f"a{i}", afternoon + i * 3.6))
+    assert hour_rarity(obs) == 1.0  # still rare: today is not part of its profile
 
 
 def test_out_of_order_events_never_decay_backwards() -> None:
     b = Baseline()
     b.observe(event(t=T0 + 1000))
-    before = list(b.win)
+    before = list(b.fl)
     obs = b.observe(event(t=T0))  # 1000 s late
-    assert obs.evt1m == before[0] + 1
+    assert obs.evt1m == before[EVT1] + 1
     assert b.last_time == T0 + 1000
+
+
+def test_the_caller_class_is_sticky_and_settled_by_the_principals_own_first_events() -> None:
+    person = Baseline()
+    for i in range(60):
+        person.observe(event(t=T0 + i * 60))  # aws-cli
+    assert person.caller_class == "human"
+    for i in range(200):  # a stolen key used with an SDK later does not make it automation
+        obs = person.observe(event(t=T0 + DAY + i, ua="Boto3/1.35.36 md/Botocore#1.35.36 os/linux#6.1"))
+    assert obs.caller_class == "human"
+    service = Baseline()
+    for i in range(60):
+        service.observe(event(identity=iam_user("svc"), t=T0 + i, ua="aws-sdk-java/2.29.29 Linux/5.10"))
+    assert service.caller_class == "automation"
+    sso = Baseline()
+    sso.observe(event(identity=assumed_role("AWSReservedSSO_Dev_0123", "ana@example.com"), t=T0, ua="aws-sdk-go/1"))
+    assert sso.caller_class == "human"  # settled by the identity itself, at once
+
+
+def test_a_person_like_session_name_on_an_automation_role_is_a_new_client() -> None:
+    b = Baseline()
+    ua = "aws-sdk-go-v2/1.32.6 os/linux lang/go#1.23.4"
+    for i in range(200):
+        b.observe(event(identity=assumed_role("orders-task-role", f"{i:032x}"), t=T0 + i * 60, ua=ua))
+    obs = b.observe(event(identity=assumed_role("orders-task-role", "john.smith"), t=T0 + DAY, ua=ua))
+    assert obs.client_age_s == 0.0
 
 
 def test_recent_bucket_tracks_a_bucket_first_read_recently() -> None:
@@ -116,7 +208,8 @@ def test_any_event_sequence_round_trips_and_stays_finite(specs: list[tuple[float
     b = Baseline()
     for spec in specs:
         obs = b.observe(_mk(spec))
-        assert all(math.isfinite(v) for v in (obs.evt1m, obs.get10m, obs.bytes1h, obs.hour_share))
+        assert all(math.isfinite(v) for v in (obs.evt1m, obs.get10m, obs.bytes1h, obs.size1h, obs.size_mu))
+        assert 0 <= obs.hour_days <= 16 and 0 <= obs.days_seen <= 16
     data = b.encode()
     assert len(data) == ENCODED_SIZE
     again = Baseline.decode(data)
@@ -149,7 +242,7 @@ def _roam(b: Baseline, days: int) -> tuple[list[bool], list[bool]]:
         if day % 2:
             obs = b.observe(event(t=t + 3600, ip=f"10.{day // 200}.{day % 200}.9"))
             ips.append(obs.ip_novel)
-            prefixes.append(obs.prefix_novel)
+            prefixes.append(obs.net_age_s == 0.0)
     return ips, prefixes
 
 

@@ -269,17 +269,17 @@ def test_model_watch_swaps_a_new_artifact_in_and_rejects_a_tampered_one(tmp_path
     from detector.runtime.local import ModelWatch
 
     rows = np.random.default_rng(0).random((300, N_FEATURES))
-    first, _ = fit(rows, trees=5, seed=1)
+    first = fit(rows, trees=5, seed=1)
     path = tmp_path / "model"
-    first.save(path, training={}, scores=first.score(rows))
+    first.save(path, training={})
     detector = Detector(load(None, env={}), first, store={})
     watch = ModelWatch(path, detector, interval_s=0)
     watch.check(1.0)
     assert detector.model is first  # unchanged artifact: nothing to do
 
-    second, _ = fit(rows, trees=7, seed=2)
+    second = fit(rows, trees=7, seed=2)
     time.sleep(0.01)
-    second.save(tmp_path / "model.new", training={}, scores=second.score(rows))
+    second.save(tmp_path / "model.new", training={})
     (tmp_path / "model").rename(tmp_path / "model.old")
     (tmp_path / "model.new").rename(path)
     watch.check(2.0)

@@ -17,9 +17,22 @@ def test_iam_user_key_is_its_arn_and_cli_user_is_human() -> None:
     assert p.caller_class == HUMAN
 
 
-def test_iam_user_calling_from_an_sdk_on_a_server_is_automation() -> None:
-    p = principal_of(cloudtrail(identity=iam_user("svc"), ua="aws-sdk-java/1.12.500 Linux/5.10"))
-    assert p.caller_class == AUTOMATION
+def test_an_iam_users_class_is_left_to_its_own_history_never_to_one_events_client() -> None:
+    # the user agent is the caller's to choose: it never moves an IAM user to another baseline
+    # or class on its own; the baseline settles the class from the user's first events
+    cli = principal_of(cloudtrail(identity=iam_user("svc")))
+    sdk = principal_of(cloudtrail(identity=iam_user("svc"), ua="aws-sdk-java/1.12.500 Linux/5.10"))
+    assert cli == sdk and sdk.caller_class == HUMAN and sdk.class_open
+
+
+def test_session_names_the_caller_invents_never_make_new_principals() -> None:
+    keys = {
+        principal_of(cloudtrail(identity=assumed_role("deploy-role", name))).key
+        for name in ("john.smith", "jane.doe@example.com", "ci-42", "x" * 64, "Admin")
+    }
+    assert keys == {"arn:aws:iam::111122223333:role/deploy-role"}
+    p = principal_of(cloudtrail(identity=assumed_role("deploy-role", "john.smith")))
+    assert p.caller_class == AUTOMATION and p.class_open and p.session == "john.smith"
 
 
 @pytest.mark.parametrize(
