@@ -53,8 +53,9 @@ _DAY = 86400.0
 
 # Maturity: below these a principal's own history says little; features and rules compare it
 # with its peer group instead (see features.py and policy.py).
-MATURE_S = _DAY  # rates and contexts: a day of its own history
+MATURE_S = _DAY  # rates and contexts: a day of its own history...
 MATURE_EVENTS = 50
+MATURE_DAYS = 2  # ...with activity on at least two earlier days (a nightly job's first run sets no norm)
 HOUR_DAYS = 16  # days the hour-of-day profile remembers
 MATURE_HOUR_DAYS = 3  # active days before "an hour it is never active in" means anything
 
@@ -100,11 +101,12 @@ STATE_FORMAT = 4
 _HEAD = struct.Struct("<dIIIIIIBxHHH")
 _BLOOM_BYTES = tuple(bits // 8 for _, bits in BLOOMS)
 _OLD_NET_BYTES = _BLOOM_BYTES[_IP] + _BLOOM_BYTES[_PREFIX]
-_FLOATS = N_WIN + 2 * N_PEAKS + 4 + 3 * N_BUCKETS  # windows, peaks, candidates, size stats, bucket counters
+_FLOATS = N_WIN + 2 * N_PEAKS + 5 + 3 * N_BUCKETS  # windows, peaks, candidates, size stats, bucket counters
 _UINTS = 2 * N_BUCKETS + 2 * N_CTX  # slot hashes and first-seen times
 ENCODED_SIZE = _HEAD.size + 4 * _FLOATS + 4 * _UINTS + 2 * 24 + sum(_BLOOM_BYTES) + _OLD_NET_BYTES
 # float offsets past the windows, peaks and candidates
-_SZ_MU, _SZ_N, _C_LSZ, _C_GET = range(4)
+_SZ_MU, _SZ_N, _C_LSZ, _C_GET, _SZ_VAR = range(5)
+_SIZE_STATS = 5
 
 
 # APIs, IPs, regions, buckets and user agents repeat endlessly: memoise their Bloom masks,
@@ -237,6 +239,7 @@ class Observation:
     del10m: float
     peaks: tuple[float, ...]  # before the event, in PEAKS order
     size_mu: float  # typical natural-log size of the objects it reads (0: unknown)
+    size_sd: float  # hour-to-hour spread of the mean log size (0: too few hours yet)
     age_s: float
     total: int
     bucket_get10m: float
@@ -248,7 +251,7 @@ class Observation:
     @property
     def mature(self) -> bool:
         """Enough of its own history for rates and contexts to be compared with it."""
-        return self.age_s >= MATURE_S and self.total >= MATURE_EVENTS
+        return self.age_s >= MATURE_S and self.total >= MATURE_EVENTS and self.days_seen >= MATURE_DAYS
 
     @property
     def hours_mature(self) -> bool:
@@ -413,7 +416,9 @@ class Baseline:
             # job's first run, seen while it was young, is what its peaks are made of
             self._commit(t, self.cand_since - self.first_seen >= MATURE_S and self.total >= MATURE_EVENTS)
         peaks_before = tuple(fl[N_WIN : N_WIN + N_PEAKS])
-        size_mu = fl[N_WIN + 2 * N_PEAKS + _SZ_MU] if fl[N_WIN + 2 * N_PEAKS + _SZ_N] > 0.0 else 0.0
+        sz = N_WIN + 2 * N_PEAKS
+        size_mu = fl[sz + _SZ_MU] if fl[sz + _SZ_N] > 0.0 else 0.0
+        size_sd = math.sqrt(fl[sz + _SZ_VAR]) if fl[sz + _SZ_N] >= 3.0 else 0.0
 
         # -- hour-of-day profile, in active days ---------------------------------------
         hours = self.hours
@@ -548,6 +553,7 @@ class Baseline:
             fl[DEL10],
             peaks_before,
             size_mu,
+            size_sd,
             t - self.first_seen,
             self.total - 1,
             b_get10,
@@ -581,10 +587,17 @@ class Baseline:
             if n <= 0.0:
                 fl[s + _SZ_MU] = hour_mu
             else:
-                step = (hour_mu - mu) / min(n + 1.0, 48.0)
+                # mean and spread of its hourly mean sizes: a job reading one kind of object varies
+                # little from hour to hour, a function reading two buckets' objects a lot
+                w = 1.0 / min(n + 1.0, 48.0)
+                d = hour_mu - mu
+                step = d * w
+                dvar = (d * d - fl[s + _SZ_VAR]) * w
                 if mature:
                     step = max(-SIZE_STEP, min(SIZE_STEP, step))
+                    dvar = min(dvar, fl[s + _SZ_VAR] + SIZE_STEP * SIZE_STEP)  # at most doubles, plus a little
                 fl[s + _SZ_MU] = mu + step
+                fl[s + _SZ_VAR] = fl[s + _SZ_VAR] + dvar
             fl[s + _SZ_N] = min(n + 1.0, 1e6)
             fl[s + _C_LSZ] = fl[s + _C_GET] = 0.0
         self.cand_since = int(t)
@@ -618,7 +631,7 @@ class Baseline:
         """Per-bucket counters for the two most recent buckets, and the bucket's age."""
         h = _slot_hash(ev.bucket)
         slots, fl = self.slots, self.fl
-        base = N_WIN + 2 * N_PEAKS + 4
+        base = N_WIN + 2 * N_PEAKS + _SIZE_STATS
         if dt > 0.0:
             d10, d60 = math.exp(-dt / 600.0), math.exp(-dt / 3600.0)
             for j in range(N_BUCKETS):

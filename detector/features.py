@@ -42,7 +42,8 @@ from detector.textsafe import human_bytes
 
 FEATURE_VERSION = 2
 DEAD_BAND = math.log(1.5)  # up to 1.5x its own peak is still "as usual"
-SIZE_DEAD_BAND = math.log(3.0)  # objects up to 3x its typical size are usual (sizes spread ~lognormal)
+SIZE_DEAD_BAND = 3.0  # an hour's mean object size within 3 of its own hour-to-hour deviations is usual
+MIN_SIZE_SD = 0.25  # ...and a principal always reading alike objects still varies this much
 MIN_SIZE_READS = 10.0  # GetObjects within the hour before their mean size means anything
 _DAY = 86400.0
 
@@ -62,7 +63,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("reads_10m", "volume", "log-ratio", "GetObjects in ~10 min above 1.5x its own peak", 8.0),
     Feature("reads_1h", "volume", "log-ratio", "GetObjects in ~1 h above 1.5x its own peak", 8.0),
     Feature("bytes_1h", "volume", "log-ratio", "bytes read in ~1 h above 1.5x its own peak", 8.0),
-    Feature("object_size", "volume", "log-ratio", "mean size of objects read in ~1 h above 3x its typical size", 6.0),
+    Feature(
+        "object_size", "volume", "deviations", "mean log size of objects read in ~1 h, in its own hourly spreads, past 3", 20.0
+    ),
     Feature("deletes_10m", "volume", "log-ratio", "S3 deletes in ~10 min above 1.5x its own peak", 8.0),
     Feature("new_bucket", "context", "0..1", "S3 bucket it first touched under an hour ago (fades over a day)"),
     Feature(
@@ -106,9 +109,10 @@ def hour_rarity(obs: Observation) -> float:
 
 
 def size_excess(obs: Observation) -> float:
-    if obs.get1h < MIN_SIZE_READS or obs.size_mu <= 0.0:
+    """How far the hour's mean object size is above its typical one, in its own hour-to-hour deviations."""
+    if obs.get1h < MIN_SIZE_READS or obs.size_mu <= 0.0 or obs.size_sd <= 0.0:
         return 0.0
-    v = obs.size1h - obs.size_mu - SIZE_DEAD_BAND
+    v = (obs.size1h - obs.size_mu) / max(obs.size_sd, MIN_SIZE_SD) - SIZE_DEAD_BAND
     return v if v > 0.0 else 0.0
 
 

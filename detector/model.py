@@ -53,7 +53,7 @@ GROUPS = ("human", "automation", "all")
 # Which forest scores a principal of each caller class ("all" when its own is missing).
 GROUP_OF_CLASS = {"human": "human", "automation": "automation", "aws-service": "automation", "anonymous": "automation"}
 MIN_GROUP_ROWS = 500  # eligible rows a peer group needs for a forest of its own
-PEER_QUANTILE = 0.9  # a young principal is compared with this quantile of its group's peaks
+PEER_QUANTILE = 0.95  # a young principal is compared with this quantile of its group's peaks
 
 
 def _avg_path_length(n: np.ndarray) -> np.ndarray:
@@ -223,6 +223,23 @@ def _signature(manifest_bytes: bytes, key: bytes) -> str:
     return hmac.new(key, manifest_bytes, hashlib.sha256).hexdigest()
 
 
+def tail_x(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``-log10`` of the share of rows at least as large as each value, from a ``LEVELS`` quantile table.
+
+    Zero-inflated data put many levels on one value (most rows score alike): a value equal to
+    that mass is as common as the mass, so the *first* level at or above it counts (``np.interp``
+    would pick any level of the run).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    k = np.clip(np.searchsorted(table, v, side="left"), 1, table.size - 1)
+    lo, hi = table[k - 1], table[k]
+    width = hi - lo
+    frac = np.clip(np.divide(v - lo, width, out=np.ones_like(v), where=width > 0), 0.0, 1.0)
+    x = _LEVEL_X[k - 1] + frac * (_LEVEL_X[k] - _LEVEL_X[k - 1])
+    x = np.where(v <= table[0], 0.0, x)
+    return np.where(v > table[-1], _LEVEL_X[-1], x)
+
+
 @dataclass
 class Member:
     """One forest of a group's ensemble: over all features or one subspace of them."""
@@ -233,7 +250,7 @@ class Member:
 
     def rarity(self, x: np.ndarray) -> np.ndarray:
         """-log10 of the share of the group's eligible rows this forest scored at least as high."""
-        return np.interp(self.forest.score(x), self.scores, _LEVEL_X)
+        return tail_x(self.forest.score(x), self.scores)
 
 
 @dataclass
@@ -266,7 +283,7 @@ class GroupModel:
         """Calibrated score in [0, 1): the share of the group's eligible rows this row outscores."""
         if x.shape[0] == 0:
             return np.zeros(0)
-        return 1.0 - np.power(10.0, -np.interp(self.raw(x), self.combined, _LEVEL_X))
+        return 1.0 - np.power(10.0, -tail_x(self.raw(x), self.combined))
 
     def surprise(self, row: np.ndarray) -> np.ndarray:
         """Per feature: ``-log10`` of the share of the group's eligible rows at least as extreme.

@@ -227,7 +227,11 @@ _INF = float("inf")
 
 def eligible(obs: Observation, th: Thresholds) -> bool:
     """Old enough for the forest's verdict: the calibration only knows principals like these."""
-    return obs.total >= th.min_history_events and obs.age_s >= th.min_age_hours * 3600.0
+    return (
+        obs.total >= th.min_history_events
+        and obs.age_s >= th.min_age_hours * 3600.0
+        and obs.days_seen >= th.min_active_days
+    )
 
 
 def anomaly_finding(

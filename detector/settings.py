@@ -72,6 +72,9 @@ class Thresholds(_Model):
     )
     min_history_events: int = Field(100, ge=0, description="events before anomaly alerts are allowed")
     min_age_hours: float = Field(48, ge=0, description="principal age before anomaly alerts are allowed")
+    min_active_days: int = Field(
+        3, ge=0, le=16, description="earlier days with activity (of the last 16) before anomaly alerts are allowed"
+    )
     cold_start_factor: float = Field(
         3.0,
         ge=1,

@@ -71,9 +71,12 @@ def test_each_peer_group_is_scored_and_calibrated_on_its_own_rows(trained) -> No
     assert h.rows == 1500 and [m.name for m in h.members] == ["all", "volume", "context"]
     idx = np.array([art.group_index()["human"]] * 10)
     assert np.array_equal(art.score(x[:10], idx), h.score(x[:10]))
-    # scores are calibrated shares of the group's own rows: about 1 in 1,000 is above 0.999
-    share = (h.score(x[:1500]) > 0.999).mean()
-    assert 0.0 < share <= 0.003
+    # scores are calibrated shares of the group's own rows: about 1 in 100 is above 0.99. Rows
+    # tied at the top (saturated rarity) share one score: the share of the tie, never more.
+    s = h.score(x[:1500])
+    for q in (0.9, 0.99, 0.997):
+        assert 0.0 < (s > q).mean() <= (1.0 - q) + 2 / 1500, q
+    assert (s > 0.999).mean() == 0.0 and np.isclose(s.max(), 1 - (s == s.max()).mean(), atol=1e-3)
     # a young principal is compared with its group's typical peaks, not the other group's
     assert art.groups["automation"].peer_peaks.mean() > 20 * h.peer_peaks.mean()
 
