@@ -64,7 +64,10 @@ FEATURES: tuple[Feature, ...] = (
     Feature("reads_1h", "volume", "log-ratio", "GetObjects in ~1 h above 1.5x its own peak", 8.0),
     Feature("bytes_1h", "volume", "log-ratio", "bytes read in ~1 h above 1.5x its own peak", 8.0),
     Feature(
-        "object_size", "volume", "deviations", "mean log size of objects read in ~1 h, in its own hourly spreads, past 3",
+        "object_size",
+        "volume",
+        "deviations",
+        "mean log size of objects read in ~1 h, in its own hourly spreads, past 3",
         20.0,
     ),
     Feature("deletes_10m", "volume", "log-ratio", "S3 deletes in ~10 min above 1.5x its own peak", 8.0),
