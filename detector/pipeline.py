@@ -115,6 +115,8 @@ class Detector:
         self.clock = clock
         self.model = model
         self.only = only
+        # Learning (a bootstrap from the archive): baselines only, no findings, nothing scored.
+        self.learning = False
         self.watermark = 0.0  # the latest event time processed
         self._swept = 0.0
         # Decoded states of recently active principals, each with the bytes it was encoded to.
@@ -169,7 +171,7 @@ class Detector:
 
         n = len(fresh)
         model = self.model
-        rules_on = self.only != "forest"
+        rules_on = self.only != "forest" and not self.learning
         group_index = model.group_index() if model is not None else {}
         rows: list[list[float]] = [[]] * n
         observations: list[Observation | None] = [None] * n
@@ -223,8 +225,9 @@ class Detector:
                         findings[i] = found
 
         x = np.array(rows, dtype=np.float64) if n else np.empty((0, N_FEATURES))
-        scores = model.score(x, groups) if model is not None and n else np.zeros(n)
-        if model is not None and n and self.only != "rules":
+        scoring = model is not None and n > 0 and not self.learning
+        scores = model.score(x, groups) if scoring and model is not None else np.zeros(n)
+        if scoring and model is not None and self.only != "rules":
             over = (scores >= cuts) & may_alert
             for i in np.flatnonzero(over).tolist():  # in event-time order: the persistence gate
                 ev = fresh[i]

@@ -265,6 +265,13 @@ class Source(_Model):
     regions: tuple[str, ...] = Field((), description="s3: regions (default: all listed)")
     end_timestamp: dt.datetime | None = Field(None, description="s3: backfill stops before this time")
     follow: bool = Field(True, description="s3: keep listing (or reading queue_url) for new files")
+    bootstrap_days: float = Field(
+        7.0,
+        ge=0,
+        le=90,
+        description="s3 with start LATEST and no saved state: first learn baselines (no alerts) from this many "
+        "days of the archive; 0 starts with empty baselines",
+    )
     # simulate: demo traffic in compressed real time
     speed: float = Field(600.0, gt=0, description="simulated seconds per wall-clock second")
     seed: int = 7

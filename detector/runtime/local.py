@@ -52,6 +52,7 @@ from detector.metrics import Metrics
 from detector.model import ModelArtifact
 from detector.ordering import Reorder, SeenIds
 from detector.pipeline import Detector
+from detector.runtime import bootstrap
 from detector.runtime.checkpoint import SEED_SOURCE, Checkpoint, CheckpointStore, LocalCheckpointStore
 from detector.settings import Settings
 from detector.sinks import build_sinks
@@ -794,23 +795,40 @@ def run(settings: Settings, args: Any) -> int:
             if cp is not None:
                 positions = runtime.restore(cp)
                 resumed = True
-        source.start(positions)
-        health.set_ready(f"source:{source.name}", True)
-        metrics.source_up.labels(source.name).set(1)
-        log.info(
-            "detector started",
-            extra={
-                "event": "start",
-                "source": source.name,
-                "source_id": sid,
-                "sinks": ",".join(s.name for s in sinks),
-                "model": model.version if model is not None else None,
-                "resumed": resumed,
-                "principals": len(detector.store),
-                "metrics": f"http://{settings.metrics.host}:{server.port}/metrics",
-            },
-        )
         with _Signals(runtime, settings.shutdown_timeout_s):
+            learned = False
+            if bootstrap.wanted(settings, resumed):
+                found = bootstrap.run_bootstrap(
+                    settings,
+                    detector,
+                    ingest,
+                    bootstrap.bootstrap_source(settings, time.time()),
+                    runtime.stop_requested,
+                    health,
+                    metrics,
+                )
+                if found is None:  # stopped during the bootstrap: nothing to keep
+                    return 0
+                positions, learned = found, True
+            source.start(positions)
+            health.set_ready(f"source:{source.name}", True)
+            metrics.source_up.labels(source.name).set(1)
+            log.info(
+                "detector started",
+                extra={
+                    "event": "start",
+                    "source": source.name,
+                    "source_id": sid,
+                    "sinks": ",".join(s.name for s in sinks),
+                    "model": model.version if model is not None else None,
+                    "resumed": resumed,
+                    "bootstrapped": learned,
+                    "principals": len(detector.store),
+                    "metrics": f"http://{settings.metrics.host}:{server.port}/metrics",
+                },
+            )
+            if learned:
+                runtime.checkpoint("bootstrap")  # a restart resumes from here, not from a second bootstrap
             try:
                 return runtime.run(
                     once=bool(getattr(args, "once", False)), max_seconds=getattr(args, "max_seconds", None)
