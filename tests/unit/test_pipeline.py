@@ -318,3 +318,29 @@ def test_the_decoded_state_cache_never_changes_answers_and_follows_the_store(tmp
     det.store[key] = PrincipalState.decode(None).encode()  # replaced behind the detector's back
     _run(det, events[100:101])
     assert PrincipalState.decode(det.store[key]).baseline.total == 1
+
+
+def test_only_keeps_one_family_and_changes_nothing_else(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, "detection:\n  defaults: {anomaly_quantile: 0.99}\n")
+    hist = _history(6)
+    warm = Detector(settings, None, store={})
+    results = [warm.process(hist[i : i + 256]) for i in range(0, len(hist), 256)]
+    x = np.vstack([r.features for r in results])
+    model = fit(x[np.concatenate([r.eligible for r in results])], trees=50, seed=0)
+    t = T0 + 6 * DAY + 3 * HOUR
+    odd = {"ip": "198.51.100.200", "ua": "python-requests/2.31 Windows/10", "region": "ap-southeast-2"}
+    attack = [event(name="GetSessionToken", source="sts.amazonaws.com", t=t + 60 * k, **odd) for k in range(3)]
+    attack += [get_object("payroll", f"x/{k}", t + 300 + k, ip=odd["ip"]) for k in range(400)]
+    attack += [event(name="StopLogging", source="cloudtrail.amazonaws.com", t=t + 900)]
+
+    def alerts(only: str | None) -> list[tuple[str, str, str]]:
+        det = Detector(settings, model, store={}, only=only)
+        found = _run(det, hist + attack)
+        return sorted((a.kind, a.context["family"], a.alert_id) for a in found)
+
+    both, forest, rules = alerts(None), alerts("forest"), alerts("rules")
+    assert {f for _, f, _ in both} == {"forest", "rules"}  # the attack is seen by both families
+    assert forest == [a for a in both if a[1] == "forest"]
+    assert rules == [a for a in both if a[1] == "rules"]
+    with pytest.raises(ValueError, match="only must be one of"):
+        Detector(settings, model, store={}, only="model")
