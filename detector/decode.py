@@ -75,6 +75,7 @@ REJECT_REASONS: frozenset[str] = frozenset(
         "missing_field",
         "bad_field_type",
         "bad_timestamp",
+        "future_timestamp",
         "oversized",
         "unknown_envelope",
         "empty",

@@ -18,7 +18,7 @@ from typing import IO, Any, TypeVar
 import orjson
 
 from detector import typed
-from detector.decode import Rejected, decode
+from detector.decode import LATEST_EVENT_TIME, Rejected, decode
 from detector.event import Event, principal_of_raw
 from detector.metrics import Metrics
 from detector.principal import Principal
@@ -26,6 +26,8 @@ from detector.sources.file import Unreadable
 from detector.textsafe import clip
 
 T = TypeVar("T")
+
+MAX_FUTURE_S = 3600.0  # an eventTime further past this machine's clock is a future_timestamp reject
 
 
 class DeadLetters:
@@ -78,10 +80,18 @@ class Ingest:
         dead: DeadLetters | None = None,
         log: Any = None,
         keep: Callable[[Principal], bool] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``keep`` selects this process's principals when work is split by principal: the
-        others' events are read and counted, then dropped before any baseline work."""
+        others' events are read and counted, then dropped before any baseline work.
+
+        An event timed more than ``MAX_FUTURE_S`` past ``clock()`` is a ``future_timestamp``
+        reject: AWS stamps ``eventTime`` before delivery, so such a time is forged or corrupt,
+        and accepted it would move the principal's clock (its counters would stop decaying)
+        and the event-time watermark (idle eviction would forget everyone) for good.
+        """
         self.keep = keep
+        self.clock = clock
         self.metrics = metrics
         self.dead = dead or DeadLetters(None)
         self.log = log
@@ -103,7 +113,7 @@ class Ingest:
         events, data = typed.read(data)
         if events is None:
             return [ev for ev, _ in self._decoded(data, position, source)]
-        return self._kept(events, lambda ev: ev, source)
+        return self._kept(events, lambda ev: ev, source, position)
 
     def pairs(self, data: bytes, position: str, source: str) -> list[tuple[Event, bytes]]:
         """Like ``blob``, each event with its CloudTrail JSON on one line (the bridge forwards it)."""
@@ -120,15 +130,39 @@ class Ingest:
                     sample = clip(repr(raw), 200)
                     self._reject(Rejected("oversized", position, f"cannot forward: {exc}", sample), source)
             return out
-        return self._kept(pairs, lambda pair: pair[0], source)
+        return self._kept(pairs, lambda pair: pair[0], source, position)
 
-    def _kept(self, items: list[T], event: Callable[[T], Event], source: str) -> list[T]:
+    def _kept(self, items: list[T], event: Callable[[T], Event], source: str, position: str) -> list[T]:
+        limit = self.clock() + MAX_FUTURE_S
+        if any(event(item).time > limit for item in items):
+            items = self._drop_future(items, event, limit, position, source)
         total = len(items)
         if self.keep is not None:
             keep = self.keep
             items = [item for item in items if keep(event(item).principal)]
         self._received(source, total, len(items))
         return items
+
+    def _drop_future(
+        self, items: list[T], event: Callable[[T], Event], limit: float, position: str, source: str
+    ) -> list[T]:
+        kept = []
+        for item in items:
+            ev = event(item)
+            if ev.time <= limit:
+                kept.append(item)
+                continue
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(ev.time, LATEST_EVENT_TIME)))
+            self._reject(
+                Rejected(
+                    "future_timestamp",
+                    position,
+                    f"eventTime {when} is more than {MAX_FUTURE_S:.0f} s past this machine's clock",
+                    clip(f"eventID={ev.event_id} eventName={ev.name}", 200),
+                ),
+                source,
+            )
+        return kept
 
     def _decoded(self, data: bytes, position: str, source: str) -> list[tuple[Event, dict[str, Any]]]:
         """The general reader: ``decode`` and ``Event.of``, every reject accounted for."""
@@ -150,6 +184,9 @@ class Ingest:
                 self._reject(
                     Rejected("bad_field_type", position, clip(str(exc), 300), clip(orjson.dumps(raw), 200)), source
                 )
+        limit = self.clock() + MAX_FUTURE_S
+        if any(ev.time > limit for ev, _ in events):
+            events = self._drop_future(events, lambda pair: pair[0], limit, position, source)
         for r in decoded.rejected:
             self._reject(r, source)
         for reason, n in decoded.more_rejected.items():

@@ -64,7 +64,8 @@ def test_an_event_time_outside_2000_to_2100_is_a_bad_timestamp(when: str) -> Non
 
 def test_the_scorer_survives_the_edges_of_the_time_range() -> None:
     edge = [make_event(1, eventTime="2000-01-01T00:00:00Z"), make_event(2, eventTime="2099-12-31T23:59:59Z")]
-    events, ingest = _ingest(_archive(edge))
+    ingest = Ingest(clock=lambda: 4_102_444_800.0)  # a clock in 2100: 2099 is not in its future
+    events = ingest.blob(_archive(edge), "blob", "file")
     assert len(events) == 2 and not ingest.rejected
     result = Detector(load(None, env={}), None, store={}).process(events)
     assert result.scored == 2
@@ -243,3 +244,26 @@ def test_a_forged_megabyte_arn_becomes_a_bounded_key_still_one_per_identity() ->
     assert not ingest.rejected and all(len(k) <= MAX_PRINCIPAL_KEY for k in keys)
     assert keys[0] == keys[2] != keys[1]
     assert events[0].principal.arn.endswith("a" * 10)  # the ARN itself is kept for the alert (escaped and capped there)
+
+
+@pytest.mark.parametrize("typed_reader", [True, False])
+def test_a_forged_far_future_time_is_rejected_and_cannot_poison_a_baseline(typed_reader: bool, tmp_path: Path) -> None:
+    now = 1_796_000_000.0  # 2026-11-30
+    good = [make_event(i, eventTime="2026-11-29T10:00:%02dZ" % i) for i in range(1, 4)]
+    forged = make_event(9, eventTime="2090-01-01T00:00:00Z")
+    records = [good[0], forged, good[1], good[2]]
+    if not typed_reader:
+        records.append({"eventVersion": 1})  # one odd record sends the blob to the general reader
+    dead = DeadLetters(tmp_path / "dead.jsonl")
+    ingest = Ingest(dead=dead, clock=lambda: now)
+    events = ingest.blob(_archive(records), "s3://b/k.json.gz", "s3")
+    dead.close()
+    assert [ev.event_id for ev in events] == [r["eventID"] for r in good]
+    assert ingest.rejected["future_timestamp"] == 1 and ingest.events == 3
+    letters = [orjson.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
+    future = [d for d in letters if d["reason"] == "future_timestamp"]
+    assert len(future) == 1 and "2090-01-01" in future[0]["detail"] and forged["eventID"] in future[0]["sample"]
+    # accepted, the same event would have moved the watermark to 2090 and evicted everyone
+    det = Detector(load(None, env={}), None, store={})
+    det.process(events)
+    assert det.watermark < now and len(det.store) == 1
