@@ -249,7 +249,7 @@ def test_a_forged_megabyte_arn_becomes_a_bounded_key_still_one_per_identity() ->
 @pytest.mark.parametrize("typed_reader", [True, False])
 def test_a_forged_far_future_time_is_rejected_and_cannot_poison_a_baseline(typed_reader: bool, tmp_path: Path) -> None:
     now = 1_796_000_000.0  # 2026-11-30
-    good = [make_event(i, eventTime="2026-11-29T10:00:%02dZ" % i) for i in range(1, 4)]
+    good = [make_event(i, eventTime=f"2026-11-29T10:00:{i:02d}Z") for i in range(1, 4)]
     forged = make_event(9, eventTime="2090-01-01T00:00:00Z")
     records = [good[0], forged, good[1], good[2]]
     if not typed_reader:
