@@ -272,3 +272,22 @@ def test_a_network_generation_survives_the_round_trip_and_a_churning_principal_s
     # (its filter is full by day 30: no new bit can be set, so no generation ends, and none need)
     before, after = sum(novel[27 * 300 : 30 * 300]), sum(novel[31 * 300 : 34 * 300])
     assert after <= before + 3, (before, after)
+
+
+def test_a_forged_byte_count_cannot_poison_the_peaks_for_good() -> None:
+    from detector.baseline import PEAK_FLOOR, PEAK_GROWTH, PEAKS, Baseline
+    from detector.event import MAX_BYTES_OUT
+
+    b = Baseline()
+    j = PEAKS.index("bytes1h")
+    for d in range(6):  # a worker reading ~40 x 50 kB an hour, 10 hours a day
+        for i in range(400):
+            b.observe(get_object("team-data", f"k/{d}/{i}", T0 + d * DAY + i * 90))
+    before = b.observe(get_object("team-data", "k/x", T0 + 6 * DAY)).peaks[j]
+    b.observe(get_object("team-data", "forged", T0 + 6 * DAY + 10, nbytes=MAX_BYTES_OUT))  # 5 TiB in one event
+    after = b.observe(get_object("team-data", "k/y", T0 + 6 * DAY + 2 * HOUR)).peaks[j]
+    # one committed hour raises a peak at most PEAK_GROWTH times (a small one, from its floor)
+    assert after <= max(before, PEAK_FLOOR[j]) * PEAK_GROWTH < 1e-4 * MAX_BYTES_OUT
+    # and it decays: two months later a 10 GB read stands out against the peak again
+    later = b.observe(get_object("team-data", "k/z", T0 + 66 * DAY, nbytes=10 * 2**30))
+    assert later.bytes1h > 5 * later.peaks[j]
