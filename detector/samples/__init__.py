@@ -85,7 +85,7 @@ def _record(sample: dict[str, Any], spec: dict[str, Any], t: float, n: int) -> d
 
 def history(sample: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The baseline-building records of ``sample``, in event-time order."""
-    out = []
+    out: list[tuple[float, dict[str, Any]]] = []
     for spec in sample["history"]:
         lo, hi = spec.get("hours", [0, 24])
         for d in range(spec.get("first_day", 0), spec["days"]):
@@ -102,9 +102,9 @@ def history(sample: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def case_records(sample: dict[str, Any], case: dict[str, Any]) -> list[dict[str, Any]]:
     """The records of one case, from its ``at`` on."""
     t = at(case["at"])
-    out = []
+    out: list[dict[str, Any]] = []
     for spec in case["events"]:
-        for n in range(spec.get("count", 1)):
+        for _ in range(spec.get("count", 1)):
             out.append(_record(sample, spec, t, 900_000 + len(out)))
             t += spec.get("every_s", 1.0)
         t += spec.get("then_wait_s", 0.0)
