@@ -223,6 +223,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             principals=args.principals,
             scenarios=tuple(args.scenario) if args.scenario else None,
             intensity=_intensity(args.intensity),
+            variant=args.variant,
             cold=args.cold,
             settings=settings,
             only=args.only,
@@ -375,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--principals", type=int, default=60, help="with --seeds: roster size (default 60)")
     e.add_argument("--scenario", action="append", metavar="NAME", help="with --seeds: only these scenarios")
     e.add_argument("--intensity", default="random", help="with --seeds: random (default), nominal or NAME=VALUE,...")
+    e.add_argument(
+        "--variant",
+        choices=("random", "loud", "quiet"),
+        default="random",
+        help="with --seeds: attack variants (default random: each attack loud or quiet)",
+    )
     e.add_argument("--cold", action="store_true", help="with --seeds: replay only the test days, no history")
     e.add_argument("--workers", type=int, default=2, help="with --seeds: processes (default 2)")
     common(e)
