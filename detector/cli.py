@@ -196,6 +196,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         scenarios=args.scenario or None,
         test_days=args.test_days,
         principals=args.principals,
+        intensity=_intensity(args.intensity),
+        variant=args.variant,
     )
     summary = simulate.write_archive(plan, Path(args.out))
     _print_summary(summary)
@@ -354,6 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--principals", type=int, default=60)
     s.add_argument("--scenario", action="append", metavar="NAME", help="attack scenario (repeatable; default all)")
+    s.add_argument(
+        "--intensity",
+        default="random",
+        help="random (default: each attack drawn from its scenario's range), nominal, or NAME=VALUE,...",
+    )
+    s.add_argument(
+        "--variant",
+        choices=("random", "loud", "quiet"),
+        default="random",
+        help="quiet attacks use the victim's known network and tool, usual hours and bucket (default random)",
+    )
     s.set_defaults(func=cmd_simulate)
 
     e = sub.add_parser(

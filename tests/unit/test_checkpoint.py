@@ -134,11 +134,17 @@ def test_100k_principals_round_trip_through_a_checkpoint(tmp_path: Path) -> None
 
 
 # -- the runtime resumed from checkpoints ----------------------------------------------------------
+def _archive_plan() -> simulate.SimulationPlan:
+    return simulate.plan(
+        days=2, seed=11, test_days=1, principals=20, scenarios=["privilege_escalation", "mass_delete"], intensity="nominal",
+        variant="loud",
+    )
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("archive")
-    plan = simulate.plan(days=2, seed=11, test_days=1, principals=20, scenarios=["privilege_escalation"])
-    simulate.write_archive(plan, out)
+    simulate.write_archive(_archive_plan(), out)
     return out / "AWSLogs"
 
 
@@ -225,7 +231,9 @@ def test_alert_metrics_count_what_reached_the_sinks_and_every_series_starts_at_z
     assert value("detector_sink_delivered_total", {"sink": "list"}) == 0
 
     source = _WarmingSource([str(archive)])
-    source.warmup_until = simulate.DEFAULT_START + 86400  # the first of the two days is warm-up
+    first, second = sorted(simulate.labels(_archive_plan()), key=lambda lab: lab.start)
+    assert second.start > first.end + 1
+    source.warmup_until = first.end + 1  # the first attack's alerts are warm-up, the second's delivered
     detector = Detector(settings, None, store={}, metrics=metrics)
     rt = Runtime(
         settings, source, [sink], detector, Ingest(metrics), None, metrics=metrics, source_id="file:a", poll_records=40

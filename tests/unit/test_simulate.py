@@ -75,10 +75,14 @@ def test_unknown_scenario_is_a_value_error_listing_the_valid_names() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"days": 3, "test_days": 3}, "test_days"),
-        ({"days": 0}, "days"),
-        ({"days": 5, "test_days": 0}, "test_days >= 1"),
-        ({"days": 5, "principals": 5}, "principals"),
+        ({"days": 3, "test_days": 3}, r"--test-days \(default 3\) must be at least 0 and less than --days \(3\)"),
+        ({"days": 0}, "--days must be at least 1"),
+        ({"days": 5, "test_days": 0}, "--test-days >= 1"),
+        ({"days": 5, "principals": 5}, "--principals must be at least"),
+        ({"days": 5, "intensity": "loud"}, "--intensity must be random, nominal or NAME=VALUE"),
+        ({"days": 5, "intensity": {"nope": 3}}, "unknown scenario 'nope'"),
+        ({"days": 5, "intensity": {"mass_delete": -1}}, "must be a positive number"),
+        ({"days": 5, "variant": "silent"}, "--variant must be one of random, loud, quiet"),
         ({"days": 5, "start": simulate.DEFAULT_START + 3600}, "midnight"),
     ],
 )
@@ -157,18 +161,18 @@ def test_scenario_subset_keeps_the_same_attacks() -> None:
     assert simulate.labels(small_plan(scenarios=[])) == []
 
 
-def test_scenarios_have_their_signature(events: list[dict[str, Any]], labels: list[Label]) -> None:
-    index = {e["eventID"]: e for e in events}
-    by = {label.scenario: [index[i] for i in label.event_ids] for label in labels}
+def test_scenarios_have_their_signature() -> None:
+    p = small_plan(seed=4, days=3, intensity="nominal", variant="loud")
+    index = {e["eventID"]: e for e in simulate.iter_events(p)}
+    by = {label.scenario: [index[i] for i in label.event_ids] for label in simulate.labels(p)}
     bulk = by["bulk_exfiltration"]
-    assert sum(e["eventName"] == "GetObject" for e in bulk) >= 2000
-    assert sum(e["additionalEventData"]["bytesTransferredOut"] for e in bulk) > 5e9
+    assert sum(e["eventName"] == "GetObject" for e in bulk) == 3000
     assert len({e["requestParameters"]["bucketName"] for e in bulk}) == 1
     recon = by["recon_burst"]
-    assert len(recon) >= 90 and len({e["eventName"] for e in recon}) >= 40
+    assert len(recon) == 100 and len({e["eventName"] for e in recon}) >= 40
     assert any(e.get("errorCode") for e in recon)
-    assert sum(e["eventName"] == "DeleteObject" for e in by["mass_delete"]) >= 300
-    assert {e["eventName"] for e in by["privilege_escalation"]} >= {"AttachUserPolicy", "CreateAccessKey"}
+    assert sum(e["eventName"] == "DeleteObject" for e in by["mass_delete"]) == 500
+    assert {e["eventName"] for e in by["privilege_escalation"]} & {"AttachUserPolicy", "CreateAccessKey"}
     assert {e["eventName"] for e in by["sensitive_config_change"]} & {
         "PutBucketPolicy", "DeleteBucketPublicAccessBlock", "ModifySnapshotAttribute", "StopLogging", "DeleteTrail"}
     stolen = by["stolen_credentials"]
@@ -176,6 +180,89 @@ def test_scenarios_have_their_signature(events: list[dict[str, Any]], labels: li
     assert len({e["sourceIPAddress"] for e in stolen}) == 1
     slow = [epoch(e["eventTime"]) for e in by["slow_exfiltration"]]
     assert max(slow) - min(slow) > 4 * 3600
+    steady = [epoch(e["eventTime"]) for e in by["service_new_bucket_steady"]]
+    assert 2.5 * 3600 < max(steady) - min(steady) and 100 < len(steady) / ((max(steady) - min(steady)) / 3600) < 220
+    assert {e["eventName"] for e in by["compute_hijack"]} >= {"RunInstances", "CreateKeyPair"}
+    assert {e["eventName"] for e in by["secrets_harvest"]} >= {"ListSecrets", "GetSecretValue"}
+    quiet = [epoch(e["eventTime"]) for e in by["quiet_recon"]]
+    assert len(quiet) == 40 and max(quiet) - min(quiet) > 3600  # under a burst: hours, not minutes
+
+
+def test_every_catalogue_entry_says_what_it_exercises_and_its_range() -> None:
+    assert tuple(simulate.CATALOGUE) == SCENARIOS and len(SCENARIOS) >= 15
+    for name, s in simulate.CATALOGUE.items():
+        assert s.name == name and s.summary and s.detection and s.intensity.unit
+        assert 0 < s.intensity.low <= s.intensity.nominal <= s.intensity.high
+        assert set(s.variants) <= set(simulate.VARIANTS)
+
+
+def test_intensity_is_nominal_drawn_in_range_or_as_given() -> None:
+    nominal = {lab.scenario: lab.intensity for lab in simulate.labels(small_plan(intensity="nominal"))}
+    assert nominal == {n: s.intensity.nominal for n, s in simulate.CATALOGUE.items()}
+    drawn = {lab.scenario: lab.intensity for lab in simulate.labels(small_plan(seed=3))}
+    for name, value in drawn.items():
+        spec = simulate.CATALOGUE[name].intensity
+        assert spec.low <= value <= spec.high
+    assert len(set(drawn.values())) > 10  # drawn, not fixed
+    given = simulate.labels(small_plan(seed=3, intensity={"mass_delete": 77}, scenarios=["mass_delete"]))
+    assert [(lab.intensity, len(lab.event_ids) >= 77) for lab in given] == [(77.0, True)]
+
+
+def test_a_stronger_attack_is_bigger_on_the_same_victim() -> None:
+    for name in ("bulk_exfiltration", "service_new_bucket_steady", "night_reads_known_network", "secrets_harvest"):
+        spec = simulate.CATALOGUE[name].intensity
+        [low] = simulate.labels(small_plan(seed=6, scenarios=[name], intensity={name: spec.low}))
+        [high] = simulate.labels(small_plan(seed=6, scenarios=[name], intensity={name: spec.high}))
+        assert low.principal_arn == high.principal_arn
+        assert len(high.event_ids) > 2 * len(low.event_ids), name
+
+
+def test_quiet_attacks_come_from_where_the_victim_already_works() -> None:
+    p = simulate.plan(days=6, seed=8, test_days=2, principals=30, variant="quiet",
+                      scenarios=["bulk_exfiltration", "night_reads_known_network", "mass_delete"])
+    labels = {lab.event_ids[0]: lab for lab in simulate.labels(p)}
+    attack_ids = {i for lab in labels.values() for i in lab.event_ids}
+    seen: dict[str, set[tuple[str, str]]] = {}
+    attack: dict[str, set[tuple[str, str]]] = {}
+    for e in simulate.iter_events(p):
+        where = (e["sourceIPAddress"], e["userAgent"])
+        if e["eventID"] in attack_ids:
+            attack.setdefault(e["userIdentity"]["arn"], set()).add(where)
+        elif epoch(e["eventTime"]) < p.test_start:
+            seen.setdefault(e["userIdentity"].get("arn", ""), set()).add(where)
+    assert {lab.variant for lab in labels.values()} == {"quiet"} and len(attack) == 3
+    for arn, places in attack.items():
+        ips = {ip for ip, _ in seen[arn]}
+        assert {ip for ip, _ in places} <= ips, arn
+
+
+def test_worlds_differ_by_seed_rates_over_an_order_of_magnitude() -> None:
+    from detector.simulate.world import _build_world
+
+    one, two = (_build_world(small_plan(seed=s, principals=60)) for s in (1, 2))
+    for kinds in (("lambda", "ecs_task", "ec2_instance"), ("human_sso", "human_iam_user")):
+        rates = sorted(pr.rate for pr in one.principals if pr.kind in kinds)
+        assert rates[-1] / rates[0] > 10, kinds
+    sizes = [pr.size_scale for pr in one.principals if pr.kind != "aws_service"]
+    assert max(sizes) / min(sizes) > 5
+    assert {pr.wave for pr in one.principals if pr.kind == "lambda"} != {pr.wave for pr in two.principals
+                                                                         if pr.kind == "lambda"}
+    assert one.buckets["acme-datalake-raw"].median_bytes != two.buckets["acme-datalake-raw"].median_bytes
+
+
+def test_benign_change_happens_and_carries_no_label() -> None:
+    p = simulate.plan(days=8, seed=12, test_days=3, principals=40)
+    from detector.simulate.world import _build_world
+
+    w = _build_world(p)
+    new_service = [pr for pr in w.principals if pr.starter and pr.kind in ("lambda", "ecs_task")]
+    team = [pr for pr in w.principals if pr.new_bucket.startswith("acme-") and "-team-" in pr.new_bucket]
+    assert any(pr.first_day >= p.history_days for pr in new_service) and len(team) >= 2
+    label_ids = {i for lab in simulate.labels(p) for i in lab.event_ids}
+    team_reads = [e for e in simulate.iter_events(p)
+                  if (e.get("requestParameters") or {}).get("bucketName") == team[0].new_bucket]
+    assert team_reads and not label_ids & {e["eventID"] for e in team_reads}
+    assert len({e["userIdentity"]["arn"] for e in team_reads}) >= 2
 
 
 # --- shapes -----------------------------------------------------------------------------------
@@ -301,9 +388,10 @@ def test_traffic_has_people_services_and_nightly_bursts(events: list[dict[str, A
     for marker in ("Mozilla/5.0", "aws-cli/2.", "Boto3/", "amazon-ssm-agent", "exec-env/AWS_Lambda"):
         assert marker in agents
     assert any(e["eventName"] == "ConsoleLogin" for e in events)
-    night_reads = Counter(e["eventTime"][:13] for e in events
-                          if e["eventName"] == "GetObject" and e["eventTime"][11:13] in ("01", "02", "03"))
-    assert max(night_reads.values()) > 1000  # the nightly batch job
+    batch_reads = Counter((e["userIdentity"]["arn"], e["eventTime"][:13]) for e in events
+                          if e["eventName"] == "GetObject" and "-role" in e["userIdentity"]["arn"]
+                          and any(j in e["userIdentity"]["arn"] for j in ("etl", "compaction", "feature", "backup")))
+    assert max(batch_reads.values()) > 150  # a nightly batch job reads hundreds of objects in its window
     errors = sum("errorCode" in e for e in events if e["eventCategory"] == "Management")
     assert errors > 0
 
@@ -317,7 +405,10 @@ def read_archive(root: Path) -> dict[str, bytes]:
 
 def test_write_archive_writes_a_real_cloudtrail_layout(tmp_path: Path) -> None:
     p = small_plan(seed=5, scenarios=["recon_burst", "privilege_escalation"])
-    summary = simulate.write_archive(p, tmp_path / "a")
+    calls: list[tuple[int, int]] = []
+    summary = simulate.write_archive(p, tmp_path / "a", progress=lambda done, total: calls.append((done, total)))
+    assert calls[0] == (0, p.days) and calls[-1] == (p.days, p.days)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     files = read_archive(tmp_path / "a")
     logs = {k: v for k, v in files.items() if k.startswith("AWSLogs/")}
     assert summary["files"] == len(logs)
@@ -336,7 +427,9 @@ def test_write_archive_writes_a_real_cloudtrail_layout(tmp_path: Path) -> None:
 
     written = [json.loads(line) for line in files["labels.jsonl"].splitlines()]
     assert written == [json.loads(json.dumps(dataclasses.asdict(lab))) for lab in simulate.labels(p)]
-    assert summary["labels"] == 2
+    assert summary["labels"] == 2 and {"intensity", "variant"} <= set(written[0])
+    meta = json.loads(files["simulation.json"])
+    assert [c["name"] for c in meta["catalogue"]] == ["recon_burst", "privilege_escalation"]
     assert all(set(lab["event_ids"]) <= ids for lab in written)
 
     meta = json.loads(files["simulation.json"])
