@@ -136,7 +136,12 @@ def test_100k_principals_round_trip_through_a_checkpoint(tmp_path: Path) -> None
 # -- the runtime resumed from checkpoints ----------------------------------------------------------
 def _archive_plan() -> simulate.SimulationPlan:
     return simulate.plan(
-        days=2, seed=11, test_days=1, principals=20, scenarios=["privilege_escalation", "mass_delete"], intensity="nominal",
+        days=2,
+        seed=11,
+        test_days=1,
+        principals=20,
+        scenarios=["privilege_escalation", "mass_delete"],
+        intensity="nominal",
         variant="loud",
     )
 
