@@ -247,6 +247,7 @@ class Observation:
     bucket_get1h: float
     blooms: tuple[int, ...]  # before the event (``distinct`` reads them)
     caller_class: str  # the sticky class ("" while undecided)
+    hours_active: int = 0  # hours of the UTC day it was active in on earlier days (of the last 16)
 
     @property
     def mature(self) -> bool:
@@ -431,8 +432,12 @@ class Baseline:
             self.last_day = day
         hour = int(t // 3600.0) % 24
         past = 0
+        spread = 0  # hours of the day with activity on an earlier day
         for h in range(24):
-            past |= hours[h]
+            v = hours[h]
+            past |= v
+            if v > 1:
+                spread += 1
         days_seen = (past >> 1).bit_count() if day >= self.last_day else past.bit_count()
         here = (hours[hour] >> 1).bit_count()
         near = max((hours[hour - 1] >> 1).bit_count(), (hours[(hour + 1) % 24] >> 1).bit_count())
@@ -561,6 +566,7 @@ class Baseline:
             b_get1h,
             blooms_before,
             self.caller_class,
+            spread,
         )
 
     def _commit(self, t: float, mature: bool) -> None:

@@ -40,7 +40,7 @@ from detector.baseline import (
 from detector.event import Event
 from detector.textsafe import human_bytes
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 DEAD_BAND = math.log(1.5)  # up to 1.5x its own peak is still "as usual"
 SIZE_DEAD_BAND = 3.0  # an hour's mean object size within 3 of its own hour-to-hour deviations is usual
 MIN_SIZE_SD = 0.25  # ...and a principal always reading alike objects still varies this much
@@ -58,11 +58,11 @@ class Feature:
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("events_1m", "volume", "log-ratio", "events in ~1 min above 1.5x its own 1 min peak", 8.0),
-    Feature("events_10m", "volume", "log-ratio", "events in ~10 min above 1.5x its own 10 min peak", 8.0),
-    Feature("reads_10m", "volume", "log-ratio", "GetObjects in ~10 min above 1.5x its own peak", 8.0),
-    Feature("reads_1h", "volume", "log-ratio", "GetObjects in ~1 h above 1.5x its own peak", 8.0),
-    Feature("bytes_1h", "volume", "log-ratio", "bytes read in ~1 h above 1.5x its own peak", 8.0),
+    Feature("events_1m", "volume", "log-ratio", "events in ~1 min above 1.5x its own 1 min peak (at least 30)", 8.0),
+    Feature("events_10m", "volume", "log-ratio", "events in ~10 min above 1.5x its own 10 min peak (at least 100)", 8.0),
+    Feature("reads_10m", "volume", "log-ratio", "GetObjects in ~10 min above 1.5x its own peak (at least 15)", 8.0),
+    Feature("reads_1h", "volume", "log-ratio", "GetObjects in ~1 h above 1.5x its own peak (at least 30)", 8.0),
+    Feature("bytes_1h", "volume", "log-ratio", "bytes read in ~1 h above 1.5x its own peak (at least 200 MB)", 8.0),
     Feature(
         "object_size",
         "volume",
@@ -70,8 +70,10 @@ FEATURES: tuple[Feature, ...] = (
         "mean log size of objects read in ~1 h, in its own hourly spreads, past 3",
         20.0,
     ),
-    Feature("deletes_10m", "volume", "log-ratio", "S3 deletes in ~10 min above 1.5x its own peak", 8.0),
-    Feature("new_bucket", "context", "0..1", "S3 bucket it first touched under an hour ago (fades over a day)"),
+    Feature("deletes_10m", "volume", "log-ratio", "S3 deletes in ~10 min above 1.5x its own peak (at least 10)", 8.0),
+    Feature(
+        "new_bucket", "context", "0..1", "reads of an S3 bucket it first touched under an hour ago (full at 20 reads)"
+    ),
     Feature(
         "new_bucket_reads", "context", "log1p count", "GetObjects in ~1 h from a bucket first read < 1 day ago", 8.0
     ),
@@ -80,7 +82,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("new_region", "context", "0..1", "AWS region it first used under an hour ago (fades over a day)"),
     Feature("new_api", "context", "0/1", "an API (service:eventName) it never called before"),
     Feature("new_apis_10m", "context", "log1p count", "first-time APIs it called in ~10 min", 4.6),
-    Feature("errors_10m", "errors", "log-ratio", "failed calls in ~10 min above 1.5x its own peak", 8.0),
+    Feature("errors_10m", "errors", "log-ratio", "failed calls in ~10 min above 1.5x its own peak (at least 5)", 8.0),
     Feature("failed", "errors", "0/1", "the call failed (errorCode present, e.g. AccessDenied)"),
     Feature("hour_rarity", "time", "0..1", "1 - share of its recent active days on which it was active in this hour"),
 )
@@ -91,6 +93,18 @@ SUBSPACES: dict[str, tuple[int, ...]] = {}
 for _i, _f in enumerate(FEATURES):
     SUBSPACES.setdefault(_f.group, ())
     SUBSPACES[_f.group] = (*SUBSPACES[_f.group], _i)
+
+
+# Rates are compared with the larger of the principal's own peak and an absolute floor: reading
+# 60 MB or 25 objects in an hour, or 25 calls in a minute of console clicking, is never unusual
+# by its volume alone, however quiet the principal was before.
+FLOOR_EVT1, FLOOR_EVT10 = 30.0, 100.0
+FLOOR_GET10, FLOOR_GET60 = 15.0, 30.0
+FLOOR_BYT60 = 200e6
+FLOOR_DEL10, FLOOR_ERR10 = 10.0, 5.0
+NEW_BUCKET_READS = 20.0  # GetObjects within the hour at which a young bucket counts as fully new
+SPREAD_SETTLED = 13  # active in at most this many hours of the day: its hours are a habit...
+SPREAD_ANY = 21  # ...in this many or more: no hour is rare for it (linear between)
 
 
 def reference(obs: Observation, peer: tuple[float, ...] | None) -> tuple[float, ...]:
@@ -107,9 +121,14 @@ def _lr(now: float, peak: float) -> float:
 
 
 def hour_rarity(obs: Observation) -> float:
+    """1 - the share of its recent active days it was active in this hour (or a neighbour),
+    weighed by how settled its hours are: a principal active around the clock, or at a
+    different hour every day (a deploy role), has no hour that is rare for it."""
     if obs.days_seen < 3:
         return 0.0
-    return 1.0 - min(obs.hour_days, obs.days_seen) / obs.days_seen
+    settled = (SPREAD_ANY - obs.hours_active) / (SPREAD_ANY - SPREAD_SETTLED)
+    weight = 1.0 if settled >= 1.0 else (settled if settled > 0.0 else 0.0)
+    return weight * (1.0 - min(obs.hour_days, obs.days_seen) / obs.days_seen)
 
 
 def size_excess(obs: Observation) -> float:
@@ -123,8 +142,10 @@ def size_excess(obs: Observation) -> float:
 def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
     """The feature vector of one event, in ``FEATURE_NAMES`` order; ``ref`` from ``reference``. Pure."""
     if obs.mature:
-        new_bucket = youth(obs.bucket_age_s) if ev.bucket else 0.0
-        new_bucket_reads = math.log1p(obs.bucket_get1h) if obs.bucket_age_s < _DAY else 0.0
+        young = obs.bucket_age_s < _DAY
+        # activity in a bucket first touched under an hour ago: a look at one object is routine
+        new_bucket = youth(obs.bucket_age_s) * min(1.0, obs.bucket_get1h / NEW_BUCKET_READS) if ev.bucket else 0.0
+        new_bucket_reads = math.log1p(obs.bucket_get1h) if young else 0.0
         new_network = youth(obs.net_age_s)
         new_client = youth(obs.client_age_s)
         new_region = youth(obs.region_age_s)
@@ -133,13 +154,13 @@ def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
     else:
         new_bucket = new_bucket_reads = new_network = new_client = new_region = new_api = new_apis = 0.0
     return [
-        _lr(obs.evt1m, ref[P_EVT1]),
-        _lr(obs.evt10m, ref[P_EVT10]),
-        _lr(obs.get10m, ref[P_GET10]),
-        _lr(obs.get1h, ref[P_GET60]),
-        _lr(obs.bytes1h, ref[P_BYT60]),
+        _lr(obs.evt1m, max(ref[P_EVT1], FLOOR_EVT1)),
+        _lr(obs.evt10m, max(ref[P_EVT10], FLOOR_EVT10)),
+        _lr(obs.get10m, max(ref[P_GET10], FLOOR_GET10)),
+        _lr(obs.get1h, max(ref[P_GET60], FLOOR_GET60)),
+        _lr(obs.bytes1h, max(ref[P_BYT60], FLOOR_BYT60)),
         size_excess(obs),
-        _lr(obs.del10m, ref[P_DEL10]),
+        _lr(obs.del10m, max(ref[P_DEL10], FLOOR_DEL10)),
         new_bucket,
         new_bucket_reads,
         new_network,
@@ -147,7 +168,7 @@ def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
         new_region,
         new_api,
         new_apis,
-        _lr(obs.err10m, ref[P_ERR10]),
+        _lr(obs.err10m, max(ref[P_ERR10], FLOOR_ERR10)),
         1.0 if ev.error_code else 0.0,
         hour_rarity(obs),
     ]

@@ -49,6 +49,7 @@ MAX_MANIFEST_BYTES = 1 << 20
 # 1 in 100,000), then 1: fine where thresholds and "1 in 3,000 rows" explanations live.
 LEVELS = np.concatenate([[0.0], 1.0 - 10.0 ** (-np.arange(1, 41) / 8.0), [1.0]])
 _LEVEL_X = np.concatenate([[0.0], np.arange(1, 41) / 8.0, [40 / 8.0 + 0.5]])  # -log10(1 - level)
+TAIL_X_MAX = 12.0  # extrapolated rarities stop at 1 in 10^12
 GROUPS = ("human", "automation", "all")
 # Which forest scores a principal of each caller class ("all" when its own is missing).
 GROUP_OF_CLASS = {"human": "human", "automation": "automation", "aws-service": "automation", "anonymous": "automation"}
@@ -223,12 +224,18 @@ def _signature(manifest_bytes: bytes, key: bytes) -> str:
     return hmac.new(key, manifest_bytes, hashlib.sha256).hexdigest()
 
 
-def tail_x(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+def tail_x(values: np.ndarray, table: np.ndarray, rows: int = 0) -> np.ndarray:
     """``-log10`` of the share of rows at least as large as each value, from a ``LEVELS`` quantile table.
 
     Zero-inflated data put many levels on one value (most rows score alike): a value equal to
     that mass is as common as the mass, so the *first* level at or above it counts (``np.interp``
     would pick any level of the run).
+
+    With ``rows`` (the table's sample size), the far tail is extrapolated: past the last level
+    the rows can resolve (``log10(rows) - 0.5``), the share is taken to keep falling as it did
+    over the decade below it (an exponential tail), up to ``1e-12``. Without it every row past
+    the few most extreme training rows would tie with them, and no threshold finer than
+    ``1 / rows`` could ever be reached.
     """
     v = np.asarray(values, dtype=np.float64)
     k = np.clip(np.searchsorted(table, v, side="left"), 1, table.size - 1)
@@ -237,7 +244,16 @@ def tail_x(values: np.ndarray, table: np.ndarray) -> np.ndarray:
     frac = np.clip(np.divide(v - lo, width, out=np.ones_like(v), where=width > 0), 0.0, 1.0)
     x = _LEVEL_X[k - 1] + frac * (_LEVEL_X[k] - _LEVEL_X[k - 1])
     x = np.where(v <= table[0], 0.0, x)
-    return np.where(v > table[-1], _LEVEL_X[-1], x)
+    x = np.where(v > table[-1], _LEVEL_X[-1], x)
+    if rows > 0:
+        x_res = max(1.0, math.log10(rows) - 0.5)
+        k_hi = int(np.searchsorted(_LEVEL_X, x_res, side="right")) - 1
+        k_lo = int(np.searchsorted(_LEVEL_X, x_res - 1.0, side="right")) - 1
+        if 0 < k_lo < k_hi < table.size - 1 and table[k_hi] > table[k_lo]:
+            slope = (_LEVEL_X[k_hi] - _LEVEL_X[k_lo]) / (table[k_hi] - table[k_lo])
+            line = _LEVEL_X[k_hi] + slope * (v - table[k_hi])
+            x = np.where(v > table[k_hi], np.minimum(line, TAIL_X_MAX), x)
+    return x
 
 
 @dataclass
@@ -248,9 +264,10 @@ class Member:
     forest: Forest
     scores: np.ndarray  # float64 [len(LEVELS)]: its raw-score quantiles on the group's eligible rows
 
-    def rarity(self, x: np.ndarray) -> np.ndarray:
-        """-log10 of the share of the group's eligible rows this forest scored at least as high."""
-        return tail_x(self.forest.score(x), self.scores)
+    def rarity(self, x: np.ndarray, rows: int = 0) -> np.ndarray:
+        """-log10 of the share of the group's eligible rows this forest scored at least as high
+        (``rows`` of them: past what they resolve, extrapolated; see ``tail_x``)."""
+        return tail_x(self.forest.score(x), self.scores, rows)
 
 
 @dataclass
@@ -274,16 +291,16 @@ class GroupModel:
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The largest member rarity of each row."""
-        out = self.members[0].rarity(x)
+        out = self.members[0].rarity(x, self.rows)
         for m in self.members[1:]:
-            out = np.maximum(out, m.rarity(x))
+            out = np.maximum(out, m.rarity(x, self.rows))
         return out
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Calibrated score in [0, 1): the share of the group's eligible rows this row outscores."""
         if x.shape[0] == 0:
             return np.zeros(0)
-        return 1.0 - np.power(10.0, -tail_x(self.raw(x), self.combined))
+        return 1.0 - np.power(10.0, -tail_x(self.raw(x), self.combined, self.rows))
 
     def surprise(self, row: np.ndarray) -> np.ndarray:
         """Per feature: ``-log10`` of the share of the group's eligible rows at least as extreme.

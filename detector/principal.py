@@ -48,7 +48,9 @@ _AUTOMATION_SESSION = re.compile(
 )
 # A session name that names a person: an e-mail, or first.last / first_last user names.
 _PERSON_SESSION = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$|^[a-z][a-z'-]+[._][a-z][a-z'-]+$", re.IGNORECASE)
-_HUMAN_ROLE = re.compile(r"^(AWSReservedSSO_|.*(saml|okta|azuread|adfs|sso|federat|human|admin-user))", re.I)
+_HUMAN_ROLE = re.compile(
+    r"^AWSReservedSSO_|(^|[-_.])(saml|okta|azuread|entra|adfs|sso|federated?|human|people|admin-user)([-_.]|$)", re.I
+)  # whole name parts: "payments-processor" is not an SSO role
 # CloudTrail truncates user agents at 1 KB; only that much of one is ever read (attributions and
 # their memo keys stay bounded however long a forged one is).
 MAX_UA = 1024
@@ -82,7 +84,7 @@ def _role_arn_from_assumed(arn: str) -> str:
 
 def _per_person(role_name: str) -> bool:
     """Roles whose session names the identity provider sets (one principal per person)."""
-    return bool(_HUMAN_ROLE.match(role_name))
+    return bool(_HUMAN_ROLE.search(role_name))
 
 
 def session_kind(session: str) -> str:

@@ -14,7 +14,16 @@ from detector.simulate.apis import _RECON_APIS
 from detector.simulate.ids import _digest, _expiration, _hex, _iso, _poisson, _token, _uuid
 from detector.simulate.plan import _DAY, _HOUR, _TRAIL_BUCKET, ACCOUNTS
 from detector.simulate.records import _DATASETS, _Caller, _caller, _mgmt, _object_key, _s3, _size
-from detector.simulate.world import _AWS_NETS, _CW_AGENT_UA, _GH_NETS, _GH_OIDC_UA, _GH_RUNNER_UA, _SSM_AGENT_UA, _ip
+from detector.simulate.world import (
+    _AWS_NETS,
+    _BUCKETS,
+    _CW_AGENT_UA,
+    _GH_NETS,
+    _GH_OIDC_UA,
+    _GH_RUNNER_UA,
+    _SSM_AGENT_UA,
+    _ip,
+)
 
 if TYPE_CHECKING:
     from detector.simulate.plan import SimulationPlan
@@ -167,6 +176,10 @@ def _human_action(rng: random.Random, w: _World, pr: _Principal, c: _Caller, t: 
         day = int((t - w.plan.start) // _DAY)
         joined = bool(pr.new_bucket) and 0 <= pr.new_bucket_day <= day and rng.random() < 0.4
         bucket = w.buckets[pr.new_bucket if joined else rng.choice(pr.buckets)]
+        if rng.random() < 0.03:  # a look into a colleague's bucket: one or two objects, now and then
+            others = [b for b in _BUCKETS if b.account_id == pr.account_id and not b.sensitive
+                      and b.name not in pr.buckets and b.shape != "trail"]
+            bucket = w.buckets[rng.choice(others).name] if others else bucket
         key = _object_key(rng, bucket, t)
         out.append((t, _s3(rng, c, t, "ListObjects", bucket, key.rsplit("/", 1)[0] + "/")))
         for _ in range(rng.randint(1, 4)):

@@ -118,3 +118,21 @@ def test_every_corpus_identity_gets_a_nonempty_key(corpus_dir) -> None:
         assert p.key and p.caller_class in (HUMAN, AUTOMATION, AWS_SERVICE, ANONYMOUS)
         seen += 1
     assert seen == 462
+
+
+@pytest.mark.parametrize(
+    ("role", "per_person"),
+    [
+        ("AWSReservedSSO_Developer_1094fd6a1140d211", True),
+        ("okta-engineers", True),
+        ("saml_readonly", True),
+        ("federated-analysts", True),
+        ("payments-processor-role-f5dcd988", False),  # "processor" holds "sso": a name part must match
+        ("lesson-uploader", False),
+        ("AccessorRole", False),
+    ],
+)
+def test_a_role_is_per_person_only_for_whole_identity_provider_name_parts(role: str, per_person: bool) -> None:
+    p = principal_of(cloudtrail(identity=assumed_role(role, "jane.doe")))
+    assert p.key.endswith(f"role/{role}/jane.doe") == per_person
+    assert (p.caller_class == "human") == per_person or p.class_open

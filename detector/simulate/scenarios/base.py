@@ -154,14 +154,22 @@ def unread_bucket(rng: random.Random, w: _World, pr: _Principal, sensitive: bool
     return w.buckets[rng.choice(options).name]
 
 
+# cloud providers' address ranges in regions this world's accounts do not use
+_CLOUD_NETS = {
+    "us-west-2": ("34.208", "44.224", "52.88", "54.200"),
+    "ap-southeast-1": ("13.212", "18.136", "52.74", "54.169"),
+    "eu-central-1": ("3.120", "18.184", "35.156", "52.57"),
+    "sa-east-1": ("18.228", "52.67", "54.232"),
+}
+_GCP = ("34.77", "35.195", "34.141", "35.246")
+_AZURE = ("20.42", "40.113", "52.170", "20.191")
+
+
 def cloud_ip(rng: random.Random, avoid_region: str) -> tuple[str, str]:
-    """An address of a cloud provider (another AWS region, GCP or Azure) and the region it is in."""
-    regions = [r for r in _AWS_NETS if r != avoid_region]
-    choice = rng.random()
-    if choice < 0.5 and regions:
-        region = rng.choice(regions)
-        return _ip(rng, rng.choice(_AWS_NETS[region])), region
-    region = "eu-west-1" if avoid_region != "eu-west-1" else "us-west-2"
-    if choice < 0.75:
-        return _ip(rng, rng.choice(("34.77", "35.195", "34.141", "35.246"))), region  # GCP
-    return _ip(rng, rng.choice(("20.42", "40.113", "52.170", "20.191"))), region  # Azure
+    """An address of a cloud provider (AWS, GCP or Azure) and an AWS region the world does not
+    use (the attacker's machine calls the region it runs in)."""
+    region = rng.choice([r for r in _CLOUD_NETS if r != avoid_region])
+    provider = rng.random()
+    if provider < 0.5:
+        return _ip(rng, rng.choice(_CLOUD_NETS[region])), region
+    return _ip(rng, rng.choice(_GCP if provider < 0.75 else _AZURE)), region
