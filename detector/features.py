@@ -42,7 +42,7 @@ from detector.textsafe import human_bytes
 
 FEATURE_VERSION = 3
 DEAD_BAND = math.log(1.5)  # up to 1.5x its own peak is still "as usual"
-SIZE_DEAD_BAND = 3.0  # an hour's mean object size within 3 of its own hour-to-hour deviations is usual
+SIZE_DEAD_BAND = 2.0  # an hour's mean object size within 2 of its own hour-to-hour deviations is usual
 MIN_SIZE_SD = 0.25  # ...and a principal always reading alike objects still varies this much
 MIN_SIZE_READS = 10.0  # GetObjects within the hour before their mean size means anything
 _DAY = 86400.0
@@ -62,12 +62,12 @@ FEATURES: tuple[Feature, ...] = (
     Feature("events_10m", "volume", "log-ratio", "events in ~10 min above 1.5x its own 10 min peak (at least 100)", 8.0),
     Feature("reads_10m", "volume", "log-ratio", "GetObjects in ~10 min above 1.5x its own peak (at least 15)", 8.0),
     Feature("reads_1h", "volume", "log-ratio", "GetObjects in ~1 h above 1.5x its own peak (at least 30)", 8.0),
-    Feature("bytes_1h", "volume", "log-ratio", "bytes read in ~1 h above 1.5x its own peak (at least 200 MB)", 8.0),
+    Feature("bytes_1h", "volume", "log-ratio", "bytes read in ~1 h above 1.5x its own peak (at least 50 MB)", 8.0),
     Feature(
         "object_size",
         "volume",
         "deviations",
-        "mean log size of objects read in ~1 h, in its own hourly spreads, past 3",
+        "mean log size of objects read in ~1 h, in its own hourly spreads, past 2",
         20.0,
     ),
     Feature("deletes_10m", "volume", "log-ratio", "S3 deletes in ~10 min above 1.5x its own peak (at least 10)", 8.0),
@@ -100,7 +100,7 @@ for _i, _f in enumerate(FEATURES):
 # by its volume alone, however quiet the principal was before.
 FLOOR_EVT1, FLOOR_EVT10 = 30.0, 100.0
 FLOOR_GET10, FLOOR_GET60 = 15.0, 30.0
-FLOOR_BYT60 = 200e6
+FLOOR_BYT60 = 50e6
 FLOOR_DEL10, FLOOR_ERR10 = 10.0, 5.0
 NEW_BUCKET_READS = 20.0  # GetObjects within the hour at which a young bucket counts as fully new
 SPREAD_SETTLED = 13  # active in at most this many hours of the day: its hours are a habit...

@@ -65,7 +65,7 @@ class Thresholds(_Model):
     )
     persist_window_s: float = Field(600, gt=0, description="longest gap between those events")
     min_unusual_features: int = Field(
-        1, ge=0, description="features at least min_surprise unusual (for the peer group) an anomaly alert needs"
+        2, ge=0, description="features at least min_surprise unusual (for the peer group) an anomaly alert needs"
     )
     min_surprise: float = Field(
         2.0, ge=0, description="-log10 of the share of the peer group's rows as extreme: 2.0 is 1 in 100"

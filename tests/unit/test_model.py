@@ -76,7 +76,9 @@ def test_each_peer_group_is_scored_and_calibrated_on_its_own_rows(trained) -> No
     s = h.score(x[:1500])
     for q in (0.9, 0.99, 0.997):
         assert 0.0 < (s > q).mean() <= (1.0 - q) + 2 / 1500, q
-    assert (s > 0.999).mean() == 0.0 and np.isclose(s.max(), 1 - (s == s.max()).mean(), atol=1e-3)
+    assert (s > 0.999).mean() <= 0.001 + 2 / 1500  # past what 1,500 rows resolve, the tail is extrapolated
+    far = h.score(np.full((1, N_FEATURES), 50.0))
+    assert far[0] > s.max() and far[0] > 1 - 1e-4  # a row far past every training row ranks above them all
     # a young principal is compared with its group's typical peaks, not the other group's
     assert art.groups["automation"].peer_peaks.mean() > 20 * h.peer_peaks.mean()
 
