@@ -59,7 +59,7 @@ class Feature:
 
 FEATURES: tuple[Feature, ...] = (
     Feature("events_1m", "volume", "log-ratio", "events in ~1 min above 1.5x its own 1 min peak (at least 30)", 8.0),
-    Feature("events_10m", "volume", "log-ratio", "events in ~10 min above 1.5x its own 10 min peak (at least 100)", 8.0),
+    Feature("events_10m", "volume", "log-ratio", "events in ~10 min above 1.5x its 10 min peak (at least 100)", 8.0),
     Feature("reads_10m", "volume", "log-ratio", "GetObjects in ~10 min above 1.5x its own peak (at least 15)", 8.0),
     Feature("reads_1h", "volume", "log-ratio", "GetObjects in ~1 h above 1.5x its own peak (at least 30)", 8.0),
     Feature("bytes_1h", "volume", "log-ratio", "bytes read in ~1 h above 1.5x its own peak (at least 50 MB)", 8.0),
