@@ -32,6 +32,10 @@ def is_aws_source(ip: str) -> bool:
 
 
 _principals: dict[tuple[object, ...], Principal] = {}
+# An identity key that is absent reads differently from one that is null (``{}`` is anonymous,
+# ``{"type": null}`` an unknown caller), so the memo key must tell them apart.
+_ABSENT = object()
+_RAW_IDENTITY_KEYS = ("type", "arn", "accountId", "principalId", "invokedBy", "userName")
 
 
 def principal_of_raw(raw: dict[str, Any]) -> Principal:
@@ -46,12 +50,8 @@ def principal_of_raw(raw: dict[str, Any]) -> Principal:
     ctx = ui.get("sessionContext")
     issuer = ctx.get("sessionIssuer") if isinstance(ctx, dict) else None
     key = (
-        ui.get("type"),
-        ui.get("arn"),
-        ui.get("accountId"),
-        ui.get("principalId"),
-        ui.get("invokedBy"),
-        ui.get("userName"),
+        *[ui.get(name, _ABSENT) for name in _RAW_IDENTITY_KEYS],
+        bool(ui),  # {} and {"unknownKey": 1} read no known key, but only {} is anonymous
         issuer.get("arn") if isinstance(issuer, dict) else None,
         raw.get("recipientAccountId"),
         raw.get("sourceIPAddress"),

@@ -7,13 +7,15 @@ must still come through, counted and dead-lettered where they are not.
 from __future__ import annotations
 
 import gzip
+from typing import Any
 
 import orjson
 import pytest
 
+from detector import event as event_module
 from detector import typed
 from detector.decode import decode
-from detector.event import Event
+from detector.event import Event, principal_of_raw
 from detector.ingest import Ingest
 from tests.unit.test_decode import make_event
 
@@ -62,6 +64,23 @@ def test_item2_json_lines_after_many_garbage_lines_lose_only_those_lines(garbage
     assert len(events) == 40 and ingest.rejected == {"invalid_json": garbage}
     events, ingest = _ingest(gzip.compress(b"\n".join(lines)))
     assert len(events) == 40 and ingest.rejected == {"invalid_json": garbage}
+
+
+# --- item 3: principal cache key --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [("empty", "null_type"), ("null_type", "empty")])
+def test_item3_empty_identity_and_null_type_do_not_share_a_principal(order: tuple[str, str]) -> None:
+    event_module._principals.clear()
+    shapes: dict[str, dict[str, Any]] = {"empty": {}, "null_type": {"type": None}}
+    got = {name: principal_of_raw(make_event(1, userIdentity=shapes[name])) for name in order}
+    assert got["empty"].caller_class == "anonymous"
+    assert got["null_type"].caller_class == "human" and got["null_type"].key.startswith("unknown:")
+    # and whichever reader reads them
+    for name in order:
+        blob = orjson.dumps({"Records": [make_event(1, userIdentity=shapes[name])]})
+        events, _ = _ingest(blob)
+        assert events[0].principal == got[name]
 
 
 # --- item 4: integers past 64 bits ------------------------------------------------------------
