@@ -7,17 +7,29 @@ must still come through, counted and dead-lettered where they are not.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
+from detector import artifact_checks, typed
 from detector import event as event_module
-from detector import typed
 from detector.decode import decode
+from detector.errors import ModelError
 from detector.event import Event, principal_of_raw
 from detector.ingest import Ingest
+from detector.model import FOREST, MANIFEST, ModelArtifact
 from tests.unit.test_decode import make_event
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ingest(blob: bytes, source: str = "file") -> tuple[list[Event], Ingest]:
@@ -96,3 +108,130 @@ def test_item4_both_readers_agree_on_a_huge_integer_user_name() -> None:
     # through decode's salvage of a document orjson refuses (a bad record beside it), too
     mixed = decode(b'{"Records":[' + one + b',{"x":NaN}]}', "f")
     assert Event.of(mixed.events[0]).principal.key == fast[0].principal.key
+
+
+# --- item 10: crafted model artifacts ---------------------------------------------------------
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
+
+
+def _artifact(tmp_path: Path) -> Path:
+    out = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, out)
+    return out
+
+
+def _arrays(out: Path) -> dict[str, np.ndarray]:
+    with np.load(out / FOREST, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _rewrite(out: Path, arrays: dict[str, np.ndarray], files: dict[str, str] | None = None) -> None:
+    """Replace the arrays and fix the digests, as an attacker who can write the directory would."""
+    np.savez(out / FOREST, **arrays)  # type: ignore[arg-type]
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["files"][FOREST] = hashlib.sha256((out / FOREST).read_bytes()).hexdigest()
+    manifest["files"].update(files or {})
+    (out / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _tree_bounds(a: dict[str, np.ndarray], prefix: str = "all.all.") -> tuple[np.ndarray, np.ndarray, int]:
+    left, roots = a[prefix + "left"], a[prefix + "roots"]
+    return left, roots, int(roots[1])  # tree 0 is nodes 0 .. roots[1]-1
+
+
+def _cross_tree(a: dict[str, np.ndarray]) -> None:
+    left, roots, _ = _tree_bounds(a)
+    left[0] = roots[2] + 1  # the root's left child: a node of tree 2, in range of the table
+
+
+def _cycle(a: dict[str, np.ndarray]) -> None:
+    left, _, end = _tree_bounds(a)
+    leaf = next(i for i in range(end) if left[i] == i)
+    left[leaf] = a["all.all.right"][leaf] = 0  # a leaf that leads back to the root
+
+
+def _too_deep(a: dict[str, np.ndarray]) -> None:
+    a["all.all.shape"][0] = 2  # the trees are deeper than the depth the numpy walk takes
+
+
+def _shared_child(a: dict[str, np.ndarray]) -> None:
+    a["all.all.right"][0] = a["all.all.left"][0]  # two edges to one node: a DAG, not a tree
+
+
+@pytest.mark.parametrize("craft", [_cross_tree, _cycle, _too_deep, _shared_child])
+def test_item10_a_forest_that_is_not_well_formed_trees_is_refused(tmp_path: Path, craft: Any) -> None:
+    out = _artifact(tmp_path)
+    arrays = _arrays(out)
+    craft(arrays)
+    _rewrite(out, arrays)
+    with pytest.raises(ModelError, match=r"tree|child|parent|deeper"):
+        ModelArtifact.load(out)
+
+
+def test_item10_an_array_not_in_the_format_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    out = _artifact(tmp_path)
+    arrays = _arrays(out)
+    arrays["all.junk"] = np.zeros(8_000_000)  # 64 MB that no part of the model reads
+    _rewrite(out, arrays)
+    with pytest.raises(ModelError, match=r"unexpected array 'all\.junk'"):
+        ModelArtifact.load(out)
+
+
+def test_item10_arrays_past_the_byte_cap_are_refused_from_their_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _artifact(tmp_path)
+    monkeypatch.setattr(artifact_checks, "MAX_ARRAY_BYTES", 100_000)
+    read = []
+    monkeypatch.setattr(np, "load", lambda *a, **k: read.append(a) or pytest.fail("np.load reached"))
+    with pytest.raises(ModelError, match="over 100000 bytes"):
+        ModelArtifact.load(out)
+    assert read == []
+
+
+def _symlink_to_dev_zero(out: Path) -> None:
+    (out / "extra.bin").symlink_to("/dev/zero")
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["files"]["extra.bin"] = "0" * 64
+    (out / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _fifo(out: Path) -> None:
+    os.mkfifo(out / "extra.bin")
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["files"]["extra.bin"] = "0" * 64
+    (out / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _symlink_out(out: Path) -> None:
+    outside = out.parent / "elsewhere.npz"
+    (out / FOREST).rename(outside)
+    (out / FOREST).symlink_to(outside)  # same bytes, same sha256: only where it lives is wrong
+
+
+def _cross_tree_file(out: Path) -> None:
+    arrays = _arrays(out)
+    _cross_tree(arrays)
+    _rewrite(out, arrays)
+
+
+@pytest.mark.parametrize("craft", [_symlink_to_dev_zero, _fifo, _symlink_out, _cross_tree_file])
+def test_item10_crafted_artifacts_exit_2_with_one_line_never_a_crash_or_hang(tmp_path: Path, craft: Any) -> None:
+    out = _artifact(tmp_path)
+    craft(out)
+    events = tmp_path / "events.json"
+    events.write_bytes(orjson.dumps({"Records": [make_event(i) for i in range(20)]}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "replay", "--model", str(out), str(events)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert proc.stderr.count(b"\n") == 1 and proc.stderr.startswith(b"detector: model error:")
+
+
+def test_item10_the_shipped_model_passes_every_check() -> None:
+    model = ModelArtifact.load(DEFAULT_MODEL)
+    assert set(model.groups) >= {"all"} and all(m.forest.roots.size > 1 for m in model.groups["all"].members)
