@@ -9,24 +9,35 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from detector import artifact_checks, typed
+from detector import artifact_checks, cli, typed
 from detector import event as event_module
+from detector.alert import Alert, Explanation, render_text
 from detector.decode import decode
-from detector.errors import ModelError
+from detector.errors import ConfigError, ModelError
 from detector.event import Event, principal_of_raw
 from detector.ingest import Ingest
+from detector.metrics import Metrics
 from detector.model import FOREST, MANIFEST, ModelArtifact
+from detector.settings import load
+from detector.sinks import webhook as webhook_module
+from detector.sinks.spool import DeliveryError
+from detector.sinks.webhook import WebhookTransport, webhook_sink
 from tests.unit.test_decode import make_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,3 +246,163 @@ def test_item10_crafted_artifacts_exit_2_with_one_line_never_a_crash_or_hang(tmp
 def test_item10_the_shipped_model_passes_every_check() -> None:
     model = ModelArtifact.load(DEFAULT_MODEL)
     assert set(model.groups) >= {"all"} and all(m.forest.roots.size > 1 for m in model.groups["all"].members)
+
+
+# --- items 12, 13, 14: secrets in URLs, webhook destinations, text that renders -----------------
+
+
+class _Receiver:
+    """A local HTTP server answering ``status`` to every POST; keeps the bodies."""
+
+    def __init__(self, status: int) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _alert(**kw: Any) -> Alert:
+    fields: dict[str, Any] = {
+        "alert_id": "a" * 24,
+        "kind": "getobject_burst",
+        "principal": "arn:aws:iam::111122223333:user/alice",
+        "principal_arn": "arn:aws:iam::111122223333:user/alice",
+        "caller_class": "human",
+        "account_id": "111122223333",
+        "score": 0.9,
+        "threshold": 0.7,
+        "first_event_time": 1767571200.0,
+        "last_event_time": 1767571200.0,
+        "detected_at": 1767571201.0,
+        "event_ids": ["ev-1"],
+        "event_count": 1,
+        "explanation": [Explanation("new_client", "ua\x1b[31m <!channel>, first seen just now", "~3 clients", 2.5)],
+        "summary": "alice read 900 objects",
+    }
+    fields.update(kw)
+    return Alert(**fields)
+
+
+def test_item12_a_password_or_token_path_in_a_webhook_url_never_reaches_logs_or_metrics(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = _Receiver(500)
+    registry = CollectorRegistry()
+    url = f"http://alice:PASSWORD123@127.0.0.1:{receiver.port}/services/T000/B000/SECRETXYZ?token=QUERYSECRET"
+    sink = webhook_sink("hook", url, None, 2.0, 1, tmp_path, Metrics.create(registry), base_backoff_s=0.01)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            sink.add(_alert())
+            sink.flush()
+            deadline = time.monotonic() + 10
+            while len(receiver.bodies) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+    finally:
+        sink.close(timeout_s=0.5)
+        receiver.close()
+    assert len(receiver.bodies) >= 2  # it failed, and was retried
+    shown = caplog.text + generate_latest(registry).decode() + repr([r.__dict__ for r in caplog.records])
+    assert f"POST http://127.0.0.1:{receiver.port}/" in shown  # the failure names where it went...
+    for secret in ("PASSWORD123", "alice:", "SECRETXYZ", "QUERYSECRET", "/services/"):
+        assert secret not in shown  # ...and nothing that opens it
+
+
+def test_item12_config_check_refuses_a_bad_webhook_url_without_printing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("sinks:\n  - kind: webhook\n    url: htps://hooks.slack.com/services/T0/B0/SECRETXYZ\n")
+    assert cli.main(["config", "check", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "scheme 'htps' is not http or https" in err and "SECRETXYZ" not in err
+    with pytest.raises(ConfigError) as caught:
+        WebhookTransport("htps://alice:PASSWORD123@hooks.example/SECRETXYZ")
+    assert "PASSWORD123" not in str(caught.value) and "SECRETXYZ" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://[fd00:ec2::254]/latest/",
+        "http://[fe80::1%25eth0]/x",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://[::ffff:169.254.169.254]/",
+    ],
+)
+def test_item13_link_local_and_metadata_webhook_destinations_are_refused_unless_allowed(url: str) -> None:
+    with pytest.raises(ConfigError, match="link-local or cloud metadata"):
+        load(None, env={"DETECTOR_SINKS": f'[{{"kind": "webhook", "url": "{url}"}}]'})
+    allowed = load(None, env={"DETECTOR_SINKS": f'[{{"kind": "webhook", "url": "{url}", "allow_link_local": true}}]'})
+    assert allowed.sinks[0].allow_link_local
+
+
+def test_item13_a_name_that_resolves_to_a_link_local_address_is_refused_on_connect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    receiver = _Receiver(200)
+    monkeypatch.setattr(webhook_module, "is_link_local", lambda address: address == "127.0.0.1")
+    try:
+        transport = WebhookTransport(f"http://localhost:{receiver.port}/hook")
+        with pytest.raises(DeliveryError, match="refusing a link-local destination") as caught:
+            transport.send(b"{}", {})
+        assert not caught.value.retryable and receiver.bodies == []
+    finally:
+        receiver.close()
+
+
+def test_item13_a_bearer_token_over_plain_http_is_refused_except_to_this_host() -> None:
+    def sink(url: str) -> str:
+        return f'[{{"kind": "webhook", "url": "{url}", "token": "s3cret"}}]'
+
+    with pytest.raises(ConfigError, match="clear text over http") as caught:
+        load(None, env={"DETECTOR_SINKS": sink("http://hooks.example.com/x")})
+    assert "s3cret" not in str(caught.value)
+    assert load(None, env={"DETECTOR_SINKS": sink("https://hooks.example.com/x")}).sinks[0].token is not None
+    assert load(None, env={"DETECTOR_SINKS": sink("http://127.0.0.1:8080/x")}).sinks[0].token is not None
+
+
+EVIL = "<https://evil.example/|Click here> [login](https://evil.example/) <!here> @channel a&b"
+
+
+def test_item14_slack_and_markdown_sinks_escape_attacker_text_once(tmp_path: Path) -> None:
+    alert = _alert(summary=f"alice used {EVIL}", principal_arn=f"arn:aws:iam::1:user/{EVIL}")
+    alert.context["user_agent"] = EVIL
+    slack = render_text(alert.to_dict(), "slack")
+    for live in ("<http", "<!here>", "@channel", "a&b", "|Click here>"):
+        assert live not in slack
+    assert "&lt;!here&gt;" in slack and "a&amp;b" in slack and "@\u2060channel" in slack
+    assert "ua\\x1b[31m &lt;!channel&gt;" in slack  # the explanation value: escaped once, not \\x1b
+    markdown = render_text(alert.to_dict(), "markdown")
+    assert "[login](" not in markdown and "\\[login\\]\\(https://evil\\.example/\\)" in markdown
+    receiver = _Receiver(200)
+    sink = webhook_sink("slack", f"http://127.0.0.1:{receiver.port}/hook", None, 2.0, 1, tmp_path, format="slack")
+    try:
+        sink.add(alert)
+        sink.flush()
+        assert sink.wait_idle(10)
+    finally:
+        sink.close()
+        receiver.close()
+    assert receiver.bodies == [{"text": slack}]
+
+
+def test_item14_explanation_values_in_the_alert_json_are_escaped_once() -> None:
+    doc = orjson.loads(_alert().to_json())
+    assert doc["explanation"][0]["value"] == "ua\\x1b[31m <!channel>, first seen just now"
