@@ -442,14 +442,24 @@ class ModelArtifact:
         return out
 
     @classmethod
-    def load(cls, path: Path, key: bytes | None = None) -> ModelArtifact:
+    def load(cls, path: Path, key: bytes | None = None, require_signature: bool = False) -> ModelArtifact:
         """Load and verify an artifact; any mismatch raises ``ModelError`` naming what is wrong.
+
+        With ``key`` (``DETECTOR_MODEL_KEY``) the manifest's HMAC signature must match; with
+        ``require_signature`` (the ``require_signature`` setting) there must be a key to check
+        it with, so an unsigned, edited manifest (``score_quantiles`` raised to silence alerts)
+        is never scored with.
 
         Only regular files directly inside ``path`` are read, each through one descriptor that
         is hashed and then parsed; arrays are checked from their headers and trees whole before
         use (``detector.artifact_checks``).
         """
         path = Path(path)
+        if require_signature and key is None:
+            raise ModelError(
+                f"{path}: require_signature is set but DETECTOR_MODEL_KEY is not: "
+                "set the key the artifact was signed with (`DETECTOR_MODEL_KEY=... detector train`)"
+            )
         try:
             directory = artifact_checks.open_directory(str(path))
         except FileNotFoundError as exc:

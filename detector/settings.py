@@ -352,6 +352,11 @@ class Kafka(_Model):
 class Settings(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     model: Path = Path("models/default")
+    require_signature: bool = Field(
+        False,
+        description="refuse model artifacts without a valid HMAC signature; needs DETECTOR_MODEL_KEY "
+        "(DETECTOR_REQUIRE_SIGNATURE)",
+    )
     state_dir: Path = Path("var/state")
     checkpoint_interval_s: float = Field(30, gt=0)
     shutdown_timeout_s: float = Field(10, gt=0)

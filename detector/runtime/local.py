@@ -154,7 +154,9 @@ class ModelWatch:
         from detector.train import model_key
 
         try:
-            model = ModelArtifact.load(self.path, key=model_key())
+            model = ModelArtifact.load(
+                self.path, key=model_key(), require_signature=self.detector.settings.require_signature
+            )
         except ModelError as exc:
             if stamp != self._rejected:  # a half-copied artifact is retried; logged once per version
                 self._rejected = stamp
@@ -698,7 +700,7 @@ def load_model(settings: Settings, metrics: Metrics | None, health: Health | Non
         if health is not None:
             health.set_ready(MODEL, False, f"no model at {path}: rule detectors only")
         return None
-    model = ModelArtifact.load(path, key=model_key())
+    model = ModelArtifact.load(path, key=model_key(), require_signature=settings.require_signature)
     if metrics is not None:
         metrics.model_info.info({"version": model.version, "path": str(path)})
         metrics.model_trained_timestamp.set(model.trained_at)

@@ -406,3 +406,50 @@ def test_item14_slack_and_markdown_sinks_escape_attacker_text_once(tmp_path: Pat
 def test_item14_explanation_values_in_the_alert_json_are_escaped_once() -> None:
     doc = orjson.loads(_alert().to_json())
     assert doc["explanation"][0]["value"] == "ua\\x1b[31m <!channel>, first seen just now"
+
+
+# --- item 11: require_signature ---------------------------------------------------------------
+
+
+def _edited_quantiles(out: Path) -> None:
+    """What an attacker with write access does to an unsigned artifact: silence the forest."""
+    arrays = _arrays(out)
+    for name in [k for k in arrays if k.endswith(".combined")]:
+        arrays[name] = np.zeros_like(arrays[name])
+    _rewrite(out, arrays)
+
+
+def test_item11_require_signature_refuses_unsigned_artifacts(tmp_path: Path) -> None:
+    out = _artifact(tmp_path)
+    _edited_quantiles(out)
+    assert ModelArtifact.load(out) is not None  # unsigned and edited: loads when nothing requires a signature
+    with pytest.raises(ModelError, match="require_signature is set but DETECTOR_MODEL_KEY is not"):
+        ModelArtifact.load(out, require_signature=True)
+    with pytest.raises(ModelError, match="signature missing or wrong"):
+        ModelArtifact.load(out, key=b"k" * 32, require_signature=True)
+    assert load(None, env={"DETECTOR_REQUIRE_SIGNATURE": "true"}).require_signature
+    config = tmp_path / "c.yaml"
+    config.write_text("require_signature: true\n")
+    events = tmp_path / "events.json"
+    events.write_bytes(orjson.dumps({"Records": [make_event(1)]}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "replay", "--config", str(config), "--model", str(out), str(events)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "DETECTOR_MODEL_KEY"},
+    )
+    assert proc.returncode == 2 and b"require_signature is set" in proc.stderr
+
+
+def test_item11_a_signed_artifact_loads_with_its_key_and_an_edit_breaks_it(tmp_path: Path) -> None:
+    model = ModelArtifact.load(DEFAULT_MODEL)
+    key = b"s" * 32
+    out = model.save(tmp_path / "signed", training={}, key=key)
+    signed = ModelArtifact.load(out, key=key, require_signature=True)
+    assert set(signed.groups) == set(model.groups) and signed.manifest["signature"]
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["trained_at"] = 0.0
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    with pytest.raises(ModelError, match="signature missing or wrong"):
+        ModelArtifact.load(out, key=key, require_signature=True)
