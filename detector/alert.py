@@ -43,9 +43,17 @@ def iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def alert_id(principal: str, kind: str, first_event_id: str) -> str:
-    """Deterministic: a replay after a crash produces the same id, so sinks can deduplicate."""
-    return hashlib.sha256(f"{principal}\x1f{kind}\x1f{first_event_id}".encode()).hexdigest()[:24]
+def alert_id(principal: str, kind: str, event_time: float, window_s: float) -> str:
+    """The same for every run over the same events, so sinks can deduplicate by it.
+
+    Made of what does not depend on arrival order: the principal, the kind (or the forest's one
+    slot) and the ``window_s`` bucket of event time the alert opened in. Which event happened to
+    arrive first (S3 files land in any order, seconds apart) does not change it. Two alerts of
+    one principal and kind never share a bucket: the next opens only ``window_s`` after the
+    last event of the one before (``alerts.dedup_window_s``).
+    """
+    bucket = int(event_time // window_s)
+    return hashlib.sha256(f"{principal}\x1f{kind}\x1f{bucket}".encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,13 +27,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from detector import artifact_checks, cli, typed
 from detector import event as event_module
-from detector.alert import Alert, Explanation, render_text
+from detector.alert import Alert, Explanation, alert_id, render_text
 from detector.decode import decode
 from detector.errors import ConfigError, ModelError
 from detector.event import Event, principal_of_raw
 from detector.ingest import Ingest
 from detector.metrics import Metrics
 from detector.model import FOREST, MANIFEST, ModelArtifact
+from detector.pipeline import Detector
 from detector.settings import load
 from detector.sinks import webhook as webhook_module
 from detector.sinks.spool import DeliveryError
@@ -453,3 +454,24 @@ def test_item11_a_signed_artifact_loads_with_its_key_and_an_edit_breaks_it(tmp_p
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     with pytest.raises(ModelError, match="signature missing or wrong"):
         ModelArtifact.load(out, key=key, require_signature=True)
+
+
+# --- item 6: alert IDs from event time, not arrival order -------------------------------------
+
+
+def test_item6_alert_id_does_not_depend_on_which_event_arrived_first(tmp_path: Path) -> None:
+    from tests.factories import T0, event
+    from tests.unit.test_pipeline import DAY, _history, _run, _settings
+
+    first = event(name="StopLogging", source="cloudtrail.amazonaws.com", t=T0 + DAY + 600)
+    second = event(name="StopLogging", source="cloudtrail.amazonaws.com", t=T0 + DAY + 649)
+    ids = []
+    for order in ((first, second), (second, first)):
+        det = Detector(_settings(tmp_path), None, store={})
+        _run(det, _history(1))
+        alerts = [a for ev in order for a in det.process([ev]).alerts]
+        assert [a.kind for a in alerts] == ["sensitive_api_first_use"]
+        ids.append(alerts[0].alert_id)
+    assert ids[0] == ids[1]
+    later = alert_id("p", "k", T0 + DAY + 600 + 3600, 3600)  # the next alert of that kind: another window
+    assert later != alert_id("p", "k", T0 + DAY + 600, 3600)
