@@ -278,6 +278,10 @@ class Source(_Model):
     regions: tuple[str, ...] = Field((), description="s3: regions (default: all listed)")
     end_timestamp: dt.datetime | None = Field(None, description="s3: backfill stops before this time")
     follow: bool = Field(True, description="s3: keep listing (or reading queue_url) for new files")
+    rediscover_s: float = Field(
+        0, ge=0, description="s3 follow: look for new account/region prefixes this often (0: at every listing)"
+    )
+    get_attempts: int = Field(4, ge=1, le=20, description="s3: GetObject tries per object before it is dead-lettered")
     # simulate: demo traffic in compressed real time
     speed: float = Field(600.0, gt=0, description="simulated seconds per wall-clock second")
     seed: int = 7

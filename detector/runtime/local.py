@@ -677,6 +677,8 @@ def build_source(settings: Settings, metrics: Metrics | None = None) -> Source:
             poll_interval_s=s.poll_interval_s,
             region=s.region,
             endpoint_url=s.endpoint_url,
+            rediscover_s=s.rediscover_s,
+            get_attempts=s.get_attempts,
             # a message must stay invisible until the checkpoint that covers it deletes it
             visibility_timeout_s=int(min(43_200, max(60, 4 * settings.checkpoint_interval_s))),
         )

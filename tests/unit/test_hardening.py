@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,15 +25,17 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 from prometheus_client import CollectorRegistry, generate_latest
 
 from detector import artifact_checks, cli, typed
+from detector import decode as decode_module
 from detector import event as event_module
 from detector.alert import Alert, Explanation, alert_id, render_text
 from detector.decode import decode
-from detector.errors import ConfigError, ModelError
+from detector.errors import ConfigError, ModelError, SourceError
 from detector.event import Event, principal_of_raw
-from detector.ingest import Ingest
+from detector.ingest import DeadLetters, Ingest
 from detector.metrics import Metrics
 from detector.model import FOREST, MANIFEST, ModelArtifact
 from detector.pipeline import Detector
@@ -39,9 +43,15 @@ from detector.settings import load
 from detector.sinks import webhook as webhook_module
 from detector.sinks.spool import DeliveryError
 from detector.sinks.webhook import WebhookTransport, webhook_sink
+from detector.sources.file import TooLarge, Unreadable, iter_file_blobs, read_capped
+from detector.sources.s3follow import S3Source
 from tests.unit.test_decode import make_event
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _archive(records: list[Any]) -> bytes:
+    return gzip.compress(orjson.dumps({"Records": records}))
 
 
 def _ingest(blob: bytes, source: str = "file") -> tuple[list[Event], Ingest]:
@@ -475,3 +485,166 @@ def test_item6_alert_id_does_not_depend_on_which_event_arrived_first(tmp_path: P
     assert ids[0] == ids[1]
     later = alert_id("p", "k", T0 + DAY + 600 + 3600, 3600)  # the next alert of that kind: another window
     assert later != alert_id("p", "k", T0 + DAY + 600, 3600)
+
+
+# --- items 5, 7, 9: the S3 source and blob caps -------------------------------------------------
+
+
+def _trail_key(account: str, minute: int, region: str = "us-east-1") -> str:
+    stamp = f"20260105T09{minute:02d}Z"
+    return f"AWSLogs/{account}/CloudTrail/{region}/2026/01/05/{account}_CloudTrail_{region}_{stamp}_x{minute}.json.gz"
+
+
+def _s3_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": f"{code} on purpose"}}, "GetObject")
+
+
+class _FakeS3:
+    """ListObjectsV2 (with delimiters) and GetObject over a dict; GetObject fails as scripted."""
+
+    def __init__(self, objects: dict[str, bytes], failures: dict[str, list[Exception]] | None = None) -> None:
+        self.objects = objects
+        self.failures = failures or {}
+        self.gets: Counter[str] = Counter()
+
+    def list_objects_v2(self, Bucket: str, Prefix: str, StartAfter: str = "", **kw: Any) -> dict[str, Any]:
+        keys = sorted(k for k in list(self.objects) if k.startswith(Prefix) and k > StartAfter)
+        return {"Contents": [{"Key": k} for k in keys], "IsTruncated": False}
+
+    def get_paginator(self, name: str) -> Any:
+        outer = self
+
+        class Pages:
+            def paginate(self, Bucket: str, Prefix: str, Delimiter: str = "") -> list[dict[str, Any]]:
+                subs = sorted(
+                    {Prefix + k[len(Prefix) :].split("/", 1)[0] + "/" for k in outer.objects if k.startswith(Prefix)}
+                )
+                return [{"CommonPrefixes": [{"Prefix": p} for p in subs]}]
+
+        return Pages()
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self.gets[Key] += 1
+        pending = self.failures.get(Key)
+        if pending:
+            raise pending.pop(0)
+        body = self.objects[Key]
+        return {"Body": io.BytesIO(body), "ContentLength": len(body)}
+
+
+def _drain(source: S3Source, ingest: Ingest, until: Any, timeout_s: float = 10.0) -> list[Event]:
+    events: list[Event] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not until(events):
+        for r in source.poll(1000, 0.05):
+            events.extend(ingest.blob(r.data, r.position, r.source))
+        if source.exhausted:
+            break
+    return events
+
+
+def test_item7_a_getobject_error_is_retried_then_dead_lettered_and_the_source_goes_on(tmp_path: Path) -> None:
+    keys = [_trail_key("111122223333", m) for m in range(4)]
+    objects = {k: _archive([make_event(10 * i + j) for j in range(3)]) for i, k in enumerate(keys)}
+    failures: dict[str, list[Exception]] = {
+        keys[0]: [_s3_error("SlowDown"), ReadTimeoutError(endpoint_url="http://s3")],  # then it reads
+        keys[1]: [_s3_error("InternalError")] * 10,  # never reads
+        keys[2]: [_s3_error("AccessDenied")] * 10,  # no retry fixes this one
+    }
+    client = _FakeS3(objects, failures)
+    source = S3Source(
+        "trail",
+        accounts=("111122223333",),
+        regions=("us-east-1",),
+        start="TRIM_HORIZON",
+        follow=False,
+        client=client,
+        get_attempts=3,
+        get_backoff_s=0.01,
+    )
+    dead = DeadLetters(tmp_path / "dead.jsonl")
+    ingest = Ingest(dead=dead)
+    source.start({})
+    try:
+        events = _drain(source, ingest, lambda evs: False)
+    finally:
+        source.stop()
+    dead.close()
+    assert sorted(ev.event_id for ev in events) == sorted(make_event(n)["eventID"] for n in (0, 1, 2, 30, 31, 32))
+    assert ingest.rejected == {"unreadable": 2}
+    assert source.get_failures == {"InternalError": 1, "AccessDenied": 1}
+    assert client.gets[keys[0]] == 3 and client.gets[keys[1]] == 3 and client.gets[keys[2]] == 1
+    letters = {
+        row["position"]: row["detail"] for row in map(orjson.loads, (tmp_path / "dead.jsonl").read_bytes().splitlines())
+    }
+    assert "InternalError" in letters[f"s3://trail/{keys[1]}"] and "AccessDenied" in letters[f"s3://trail/{keys[2]}"]
+
+
+def test_item7_an_error_of_the_whole_bucket_still_stops_the_source() -> None:
+    key = _trail_key("111122223333", 1)
+    client = _FakeS3({key: _archive([make_event(1)])}, {key: [_s3_error("ExpiredToken")]})
+    source = S3Source(
+        "trail",
+        accounts=("111122223333",),
+        regions=("us-east-1",),
+        start="TRIM_HORIZON",
+        follow=False,
+        client=client,
+        get_backoff_s=0.01,
+    )
+    source.start({})
+    try:
+        with pytest.raises(SourceError, match="ExpiredToken"):
+            _drain(source, Ingest(), lambda evs: False)
+    finally:
+        source.stop()
+
+
+def test_item5_a_new_account_prefix_is_read_at_the_listing_cadence() -> None:
+    first = _trail_key("111122223333", 1)
+    client = _FakeS3({first: _archive([make_event(1)])})
+    source = S3Source("trail", start="TRIM_HORIZON", follow=True, client=client, poll_interval_s=0.05)
+    ingest = Ingest()
+    source.start({})
+    try:
+        assert len(_drain(source, ingest, lambda evs: len(evs) >= 1)) == 1
+        client.objects[_trail_key("444455556666", 2, "eu-west-1")] = _archive([make_event(2)])
+        late = _drain(source, ingest, lambda evs: len(evs) >= 1, timeout_s=5.0)
+    finally:
+        source.stop()
+    assert [ev.event_id for ev in late] == [make_event(2)["eventID"]]
+    assert load(None, env={"DETECTOR_SOURCE__REDISCOVER_S": "300"}).source.rediscover_s == 300
+
+
+class _Endless:
+    """A stream (an S3 Body, a file that keeps growing) that never ends and announces no size."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def read(self, n: int = -1) -> bytes:
+        self.served += 1 << 20
+        return b"\0" * (1 << 20)
+
+    def close(self) -> None:
+        return None
+
+
+def test_item9_the_blob_cap_is_enforced_while_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode_module, "MAX_BLOB_BYTES", 8 << 20)
+    stream = _Endless()
+    with pytest.raises(TooLarge):
+        read_capped(stream)
+    assert stream.served <= (8 << 20) + (4 << 20)  # stopped within one chunk of the cap
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (9 << 20))
+    (tmp_path / "ok.json").write_bytes(orjson.dumps({"Records": [make_event(1)]}))
+    ingest = Ingest()
+    events = [ev for data, pos in iter_file_blobs(tmp_path) for ev in ingest.blob(data, pos, "file")]
+    assert len(events) == 1 and ingest.rejected == {"unreadable": 1}
+    key = _trail_key("111122223333", 1)
+    client = _FakeS3({key: b""})
+    client.get_object = lambda Bucket, Key: {"Body": _Endless()}  # type: ignore[method-assign]
+    source = S3Source("trail", accounts=("111122223333",), regions=("us-east-1",), follow=False, client=client)
+    blob = source._get("trail", key)
+    assert type(blob) is Unreadable and "blob cap" in blob.detail and source.get_failures == {"oversized": 1}
