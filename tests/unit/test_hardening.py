@@ -648,3 +648,55 @@ def test_item9_the_blob_cap_is_enforced_while_reading(tmp_path: Path, monkeypatc
     source = S3Source("trail", accounts=("111122223333",), regions=("us-east-1",), follow=False, client=client)
     blob = source._get("trail", key)
     assert type(blob) is Unreadable and "blob cap" in blob.detail and source.get_failures == {"oversized": 1}
+
+
+# --- item 8: caches keyed on attacker-controlled strings -----------------------------------------
+
+
+def _cached_chars() -> int:
+    """Characters of string keys held by the module-level memo caches the hot path fills."""
+    from detector import baseline as baseline_module
+
+    total = 0
+    for module in (baseline_module, event_module, decode_module):
+        for value in vars(module).values():
+            if type(value) is not dict:
+                continue
+            for key in value:
+                parts = key if type(key) is tuple else (key,)
+                total += sum(len(p) for p in parts if type(p) is str)
+    return total
+
+
+def test_item8_forged_20kb_field_values_are_capped_before_any_cache_keys_on_them(tmp_path: Path) -> None:
+    from tests.unit.test_pipeline import _settings
+
+    def huge(tag: str, i: int) -> str:
+        return "x" * 20_000 + f"{tag}{i}"  # one head, distinct tails: distinct values must stay distinct
+
+    records = [
+        make_event(
+            i,
+            eventName=huge("n", i),
+            sourceIPAddress=huge("ip", i),
+            errorCode=huge("e", i),
+            userAgent=huge("ua", i),
+            requestParameters={"bucketName": huge("b", i), "key": huge("k", i)},
+            userIdentity={"type": "AssumedRole", "arn": f"arn:aws:sts::1:assumed-role/r/{huge('s', i)}"},
+        )
+        for i in range(300)
+    ]
+    events, ingest = _ingest(_archive(records))
+    assert len(events) == 300 and not ingest.rejected
+    for ev in events:
+        assert len(ev.name) <= 128 and len(ev.source_ip) <= 256 and len(ev.bucket) <= 256 and len(ev.error_code) <= 128
+        assert len(ev.principal.session) <= 128
+    assert len({ev.name for ev in events}) == len({ev.bucket for ev in events}) == 300
+    for module_cache in (event_module._principals,):
+        module_cache.clear()
+    before = _cached_chars()
+    det = Detector(_settings(tmp_path), None, store={})
+    det.process(events)
+    det.process(_ingest(_archive(records))[0])  # the typed reader's events, the same bounds
+    grown = _cached_chars() - before
+    assert grown < 300 * 2_000  # ~300 chars per field per event; 20 kB each before the fix
