@@ -113,6 +113,8 @@ def check_npz(f: IO[bytes], where: str, limit: int | None = None) -> dict[str, t
                 if total > limit:
                     raise ModelError(f"{where}: arrays would take over {limit} bytes once read; refusing to read them")
                 out[name] = (dtype, shape)
+    except ModelError:
+        raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
         raise ModelError(f"{where}: unreadable arrays: {exc}") from exc
     f.seek(0)

@@ -207,8 +207,9 @@ def test_item10_arrays_past_the_byte_cap_are_refused_from_their_headers(
     monkeypatch.setattr(artifact_checks, "MAX_ARRAY_BYTES", 100_000)
     read = []
     monkeypatch.setattr(np, "load", lambda *a, **k: read.append(a) or pytest.fail("np.load reached"))
-    with pytest.raises(ModelError, match="over 100000 bytes"):
+    with pytest.raises(ModelError, match="over 100000 bytes") as caught:
         ModelArtifact.load(out)
+    assert str(caught.value).count(str(out / FOREST)) == 1  # named once, not wrapped twice
     assert read == []
 
 
