@@ -50,15 +50,19 @@ class Unreadable(bytes):
 
     A file in a directory walk that cannot be read (permissions, an I/O error, a gzip stream
     cut short while streaming) is one bad input among many: ``Ingest`` counts and
-    dead-letters it as ``unreadable`` and the run goes on with the other files.
+    dead-letters it as ``reason`` (``unreadable``, or ``oversized`` past the blob cap) and the
+    run goes on with the other files.
     """
 
     detail: str
+    reason: str = "unreadable"
 
     @classmethod
     def because(cls, exc: BaseException) -> Unreadable:
         blob = cls(b"")
         blob.detail = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+        if isinstance(exc, TooLarge):
+            blob.reason = "oversized"
         return blob
 
 

@@ -402,6 +402,8 @@ class S3Source:
             "object unreadable; dead-lettered, the source goes on",
             extra={"event": "source_object_failed", "key": key, "reason": reason, "attempts": attempt},
         )
+        if reason == "oversized":
+            return Unreadable.because(TooLarge(f"object is {detail}"))
         return Unreadable.because(OSError(f"GetObject failed after {attempt} attempt(s): {reason}: {detail}"))
 
     def _put(self, item: list[Record] | tuple[str, Any]) -> bool:

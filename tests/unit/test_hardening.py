@@ -642,13 +642,14 @@ def test_item9_the_blob_cap_is_enforced_while_reading(tmp_path: Path, monkeypatc
     (tmp_path / "ok.json").write_bytes(orjson.dumps({"Records": [make_event(1)]}))
     ingest = Ingest()
     events = [ev for data, pos in iter_file_blobs(tmp_path) for ev in ingest.blob(data, pos, "file")]
-    assert len(events) == 1 and ingest.rejected == {"unreadable": 1}
+    assert len(events) == 1 and ingest.rejected == {"oversized": 1}  # the reason it had when read whole
     key = _trail_key("111122223333", 1)
     client = _FakeS3({key: b""})
     client.get_object = lambda Bucket, Key: {"Body": _Endless()}  # type: ignore[method-assign]
     source = S3Source("trail", accounts=("111122223333",), regions=("us-east-1",), follow=False, client=client)
     blob = source._get("trail", key)
-    assert type(blob) is Unreadable and "blob cap" in blob.detail and source.get_failures == {"oversized": 1}
+    assert type(blob) is Unreadable and blob.reason == "oversized" and "blob cap" in blob.detail
+    assert source.get_failures == {"oversized": 1}
 
 
 # --- item 8: caches keyed on attacker-controlled strings -----------------------------------------
