@@ -103,7 +103,10 @@ def check_npz(f: IO[bytes], where: str, limit: int | None = None) -> dict[str, t
                 with z.open(info) as member:
                     dtype, shape = _npy_header(member)
                 if dtype.hasobject or dtype.kind not in _NUMERIC_KINDS:
-                    raise ModelError(f"{where}: array {name[:80]!r} has dtype {dtype}, not a number type")
+                    raise ModelError(
+                        f"{where}: unreadable arrays: {name[:80]!r} has dtype {dtype}, not a number type "
+                        "(an object array is a pickle)"
+                    )
                 size = dtype.itemsize
                 for dim in shape:
                     size *= dim
