@@ -193,14 +193,23 @@ class Event:
         ip = (ip if len(ip) <= MAX_IP else bounded(ip, MAX_IP)) if type(ip) is str else ""
         bucket = (bucket if len(bucket) <= MAX_BUCKET else bounded(bucket, MAX_BUCKET)) if type(bucket) is str else ""
         error = (error if len(error) <= MAX_NAME else bounded(error, MAX_NAME)) if type(error) is str else ""
+        event_id = event_id if type(event_id) is str else str(event_id or "")
+        if len(event_id) > MAX_EVENT_ID:
+            event_id = bounded(event_id, MAX_EVENT_ID)
+        region = region if type(region) is str else str(region or "")
+        if len(region) > MAX_REGION:
+            region = bounded(region, MAX_REGION)
+        recipient = recipient if type(recipient) is str and recipient else str(recipient or principal.account_id)
+        if len(recipient) > MAX_ACCOUNT:
+            recipient = bounded(recipient, MAX_ACCOUNT)
         # Positional, in field order: keywords cost a few tenths of a microsecond per event.
         return cls(
-            bounded(str(event_id or ""), MAX_EVENT_ID),
+            event_id,
             parse_event_time(event_time),
             name,
             service,
-            bounded(str(region or ""), MAX_REGION),
-            bounded(str(recipient or principal.account_id), MAX_ACCOUNT),
+            region,
+            recipient,
             principal,
             ip,
             ua[:MAX_UA] if type(ua) is str else "",
