@@ -60,5 +60,8 @@ EXPOSE 9108
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=4).status == 200 else 1)"]
 
+# Model signatures: with DETECTOR_MODEL_KEY set (a secret, never baked in), only artifacts
+# signed with that key load, here and on hot reload; DETECTOR_REQUIRE_SIGNATURE=true also
+# refuses to start without the key. The shipped demo model is unsigned.
 ENTRYPOINT ["detector"]
 CMD ["run"]

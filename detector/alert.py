@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from detector.textsafe import clip
+from detector.textsafe import clip, markdown_escape, slack_escape
 
 KINDS = (
     "unusual_data_access",
@@ -42,9 +43,17 @@ def iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def alert_id(principal: str, kind: str, first_event_id: str) -> str:
-    """Deterministic: a replay after a crash produces the same id, so sinks can deduplicate."""
-    return hashlib.sha256(f"{principal}\x1f{kind}\x1f{first_event_id}".encode()).hexdigest()[:24]
+def alert_id(principal: str, kind: str, event_time: float, window_s: float) -> str:
+    """The same for every run over the same events, so sinks can deduplicate by it.
+
+    Made of what does not depend on arrival order: the principal, the kind (or the forest's one
+    slot) and the ``window_s`` bucket of event time the alert opened in. Which event happened to
+    arrive first (S3 files land in any order, seconds apart) does not change it. Two alerts of
+    one principal and kind never share a bucket: the next opens only ``window_s`` after the
+    last event of the one before (``alerts.dedup_window_s``).
+    """
+    bucket = int(event_time // window_s)
+    return hashlib.sha256(f"{principal}\x1f{kind}\x1f{bucket}".encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +120,35 @@ class Alert:
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())
+
+
+# How a sink that renders text (Slack mrkdwn, Markdown) must escape each attacker-controlled string.
+TEXT_STYLES: dict[str, Callable[[object, int], str]] = {"slack": slack_escape, "markdown": markdown_escape}
+
+
+def render_text(alert: dict[str, Any], style: str) -> str:
+    """An alert (``Alert.to_dict``) as a chat message in ``style`` (``slack`` or ``markdown``).
+
+    Every value is escaped for that format, our own words included, so nothing an attacker put
+    in an event (``<!here>``, ``<https://evil|Click>``, ``[login](...)``, ``@channel``) renders
+    as a link or a mention: the receiver shows the text as it came, once escaped.
+    """
+    esc = TEXT_STYLES[style]
+    bold = "*" if style == "slack" else "**"
+    lines = [
+        f"{bold}{esc(alert.get('severity', ''), 16)} {esc(alert.get('kind', ''), 40)}{bold} "
+        f"{esc(alert.get('principal_arn') or alert.get('principal', ''), 512)} "
+        f"(score {esc(alert.get('score', ''), 16)}, threshold {esc(alert.get('threshold', ''), 16)})",
+        esc(alert.get("summary", ""), 600),
+    ]
+    for e in alert.get("explanation") or []:
+        if isinstance(e, dict):
+            lines.append(
+                f"- {esc(e.get('feature', ''), 40)}: {esc(e.get('value', ''), 256)} "
+                f"(usual: {esc(e.get('baseline', ''), 256)})"
+            )
+    lines.append(
+        f"alert {esc(alert.get('alert_id', ''), 40)}, {esc(alert.get('status', ''), 16)}, "
+        f"{esc(alert.get('event_count', ''), 16)} events from {esc(alert.get('event_time', ''), 40)}"
+    )
+    return "\n".join(lines)

@@ -61,7 +61,7 @@ def _settings(path: str | None) -> Any:
     return settings.load(Path(resolved) if resolved else None)
 
 
-def _load_model(path: str | None, required: bool) -> Any:
+def _load_model(path: str | None, required: bool, require_signature: bool = False) -> Any:
     from detector.model import ModelArtifact
     from detector.train import model_key
 
@@ -69,7 +69,7 @@ def _load_model(path: str | None, required: bool) -> Any:
         if required:
             raise ModelError("no model: pass --model DIR (train one with `detector train`)")
         return None
-    return ModelArtifact.load(Path(path), key=model_key())
+    return ModelArtifact.load(Path(path), key=model_key(), require_signature=require_signature)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -104,7 +104,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     model_path = args.model or (str(settings.model) if settings.model.exists() else None)
-    model = _load_model(model_path, required=False)
+    model = _load_model(model_path, required=False, require_signature=settings.require_signature)
     if args.workers > 1:
         if args.state_out:
             raise ConfigError("--state-out needs one process: the baselines of --workers > 1 stay in the workers")
@@ -213,7 +213,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.archive and not args.seeds:
         raise ConfigError("evaluate: give an ARCHIVE written by `detector simulate`, or --seeds N-M for a suite")
     if args.archive:
-        model = _load_model(args.model or str(settings.model), required=True)
+        model = _load_model(
+            args.model or str(settings.model), required=True, require_signature=settings.require_signature
+        )
         report = evaluate.evaluate_archive(
             Path(args.archive), settings, model, alerts_out=Path(args.alerts) if args.alerts else None, only=args.only
         )

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import re
+import secrets
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -140,11 +141,23 @@ _EVENT_KEYS_LOWER = frozenset(
 
 # A blob that failed to parse as one JSON document is read as JSON Lines if its first non-blank
 # line is a whole object on its own and more lines follow (the typed reader's test too), or if
-# one of its first lines is a whole object starting at column 0 (a bad first line must not hide
-# the rest). Otherwise it is one broken, often pretty-printed, document: its records are read
+# any of its lines is a whole object starting at column 0 (bad lines first, however many, must
+# not hide the rest). Otherwise it is one broken, often pretty-printed, document: its records are read
 # one by one if its structure holds (``_salvage``), else it gets one invalid_json reject.
 JSON_LINES_HEAD = re.compile(rb"[ \t\r\n]*(\{[^\n]*\})[ \t\r]*\n[ \t\r\n]*\S")
-_LINES_PROBED = 20
+_OBJECT_LINE = re.compile(rb"^(\{[^\n]*\})[ \t\r]*$", re.MULTILINE)
+
+# orjson reads an integer past 64 bits as a float (user/1.2345678901234568e+22), where msgspec,
+# and so the typed reader, keeps it whole. Any run of 19+ digits may be one: such text is parsed
+# by msgspec instead, so both readers see the same value. (A run inside a string costs only that.)
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
+_decode_any = msgspec.json.decode
+
+# A JSON string, or a bare NaN / Infinity / -Infinity token outside strings. Neither parser takes
+# those tokens, so one of them would cost the whole archive; _salvage swaps each for a marker
+# string, splits the records, and rejects exactly the records that held one.
+_STRING_OR_NONFINITE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|(-?Infinity|NaN)', re.DOTALL)
 
 _fromisoformat = datetime.fromisoformat
 
@@ -276,6 +289,21 @@ def decode(data: bytes, position: str) -> Decoded:
 # --- blobs: compression, base64, JSON vs JSON Lines ------------------------------------------
 
 
+def _loads(text: bytes | str) -> Any:
+    """``orjson.loads``, but integers past 64 bits stay integers (see ``_LONG_DIGITS``).
+
+    Raises ``orjson.JSONDecodeError`` exactly when ``orjson.loads`` does.
+    """
+    value = orjson.loads(text)
+    long_digits = _LONG_DIGITS.search(text) if type(text) is bytes else _LONG_DIGITS_TEXT.search(str(text))
+    if long_digits is not None:
+        try:
+            value = _decode_any(text)
+        except (msgspec.DecodeError, RecursionError):
+            return value  # msgspec refuses what orjson took (nesting): orjson's reading stands
+    return value
+
+
 def _decode_blob(data: bytes, position: str, out: Decoded, layers: int) -> None:
     if len(data) > MAX_BLOB_BYTES:
         _reject(out, "oversized", position, f"blob is {len(data)} bytes, over the {MAX_BLOB_BYTES} cap", data)
@@ -305,7 +333,7 @@ def _decode_blob(data: bytes, position: str, out: Decoded, layers: int) -> None:
             _decode_blob(raw, position, out, layers + 1)
         return
     try:
-        value = orjson.loads(data)
+        value = _loads(data)
     except orjson.JSONDecodeError as exc:
         if JSON_LINES_HEAD.match(data) or _has_object_line(data):
             _decode_lines(data, position, out)
@@ -316,18 +344,19 @@ def _decode_blob(data: bytes, position: str, out: Decoded, layers: int) -> None:
 
 
 def _has_object_line(data: bytes) -> bool:
-    """One of the first lines is a whole JSON object at column 0: JSON Lines with a bad line."""
-    lines = data.split(b"\n", _LINES_PROBED)[:_LINES_PROBED]
-    if len(lines) < 2:
-        return False
-    for line in lines:
-        line = line.rstrip()
-        if line[:1] == b"{" and line[-1:] == b"}":
-            try:
-                if type(orjson.loads(line)) is dict:
-                    return True
-            except orjson.JSONDecodeError:
-                continue
+    """A line is a whole JSON object at column 0: JSON Lines with bad lines, however many lead.
+
+    A pretty-printed document indents its inner objects, so it has no such line; whole-object
+    candidates are found by a regex, and only they are parsed, up to the first that is one.
+    """
+    if data.find(b"\n", 0, len(data.rstrip())) < 0:
+        return False  # one line: a document, not JSON Lines
+    for match in _OBJECT_LINE.finditer(data):
+        try:
+            if type(orjson.loads(match.group(1))) is dict:
+                return True
+        except orjson.JSONDecodeError:
+            continue
     return False
 
 
@@ -342,10 +371,15 @@ _raw_array = msgspec.json.Decoder(list[Raw]).decode
 def _salvage(data: bytes, position: str, out: Decoded) -> bool:
     """Read an archive or array orjson refused as a whole record by record, if its structure holds.
 
-    orjson refuses a whole document over one string of invalid UTF-8 or one number past double
-    range; msgspec can still split it into records without reading inside them. Each record
-    then stands alone: the bad one is rejected at ``#record=i``, the others are events.
+    orjson refuses a whole document over one string of invalid UTF-8, one number past double
+    range or one ``NaN``/``Infinity`` token; msgspec can still split it into records without
+    reading inside them (the tokens swapped for marker strings first). Each record then stands
+    alone: the bad one is rejected at ``#record=i``, the others are events.
     """
+    marker: re.Pattern[bytes] | None = None
+    tokens: list[bytes] = []
+    if b"NaN" in data or b"Infinity" in data:
+        data, marker, tokens = _mark_nonfinite(data)
     try:
         items = _raw_array(data) if data.lstrip()[:1] == b"[" else _raw_archive(data).Records
     except (ValueError, RecursionError):
@@ -353,8 +387,36 @@ def _salvage(data: bytes, position: str, out: Decoded) -> bool:
     if not items:
         return False
     for index, raw in enumerate(items):
-        _decode_item_text(bytes(raw), f"{position}#record={index}", "record", out)
+        text = bytes(raw)
+        where = f"{position}#record={index}"
+        if marker is not None and marker.search(text):
+            original = marker.sub(lambda m: tokens[int(m.group(1))], text)
+            detail = "record holds a NaN or Infinity token, which JSON does not allow"
+            _reject(out, "invalid_json", where, detail, original)
+            continue
+        _decode_item_text(text, where, "record", out)
     return True
+
+
+def _mark_nonfinite(data: bytes) -> tuple[bytes, re.Pattern[bytes] | None, list[bytes]]:
+    """``data`` with each NaN/Infinity token outside strings replaced by a marker string.
+
+    The marker carries a random nonce, so no string already in the data can pass for one.
+    """
+    nonce = secrets.token_hex(8).encode()
+    tokens: list[bytes] = []
+
+    def swap(match: re.Match[bytes]) -> bytes:
+        token = match.group(1)
+        if token is None:
+            return match.group(0)  # a string: kept as it is
+        tokens.append(token)
+        return b'"<nonfinite-' + nonce + b"-%d>\"" % (len(tokens) - 1)
+
+    marked = _STRING_OR_NONFINITE.sub(swap, data)
+    if not tokens:
+        return data, None, tokens
+    return marked, re.compile(rb'"<nonfinite-' + nonce + rb'-([0-9]+)>"'), tokens
 
 
 def gunzip(data: bytes, position: str, out: Decoded) -> bytes | None:
@@ -418,7 +480,7 @@ def _decode_lines(data: bytes, position: str, out: Decoded) -> None:
             _reject(out, "oversized", where, f"line is {len(line)} bytes, over the {MAX_RECORD_BYTES} cap", line)
             continue
         try:
-            value = orjson.loads(line)
+            value = _loads(line)
         except orjson.JSONDecodeError as exc:
             _reject(out, "invalid_json", where, f"line is not valid JSON: {exc}", line)
             continue
@@ -525,7 +587,7 @@ def _decode_cloudwatch_logs(payload: dict[str, Any], position: str, out: Decoded
 def _decode_item_text(text: bytes | str, position: str, what: str, out: Decoded) -> None:
     """``_decode_item`` of one item's own JSON text; text that is not JSON is rejected here."""
     try:
-        value = orjson.loads(text)
+        value = _loads(text)
     except orjson.JSONDecodeError as exc:
         _reject(out, "invalid_json", position, f"{what} is not valid JSON: {exc}", text)
         return

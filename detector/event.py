@@ -8,6 +8,8 @@ they are (bounded) for hashing and escaped only when written out.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,19 @@ from detector.memo import remember
 from detector.principal import MAX_UA, Principal, principal_of
 
 MAX_KEY = 1024
+# CloudTrail's own bounds on the fields that become cache and baseline keys (API names are at
+# most 128 characters, bucket names 63, IPv6 text 45 or a service DNS name 253, session names
+# 64). A longer value is forged: it becomes its head plus a digest of the whole (``bounded``),
+# still one distinct value, so the memo caches keyed on these hold bytes, not megabytes.
+MAX_NAME = 128  # eventName, eventSource, errorCode
+MAX_REGION = 64
+MAX_ACCOUNT = 64
+MAX_IP = 256
+MAX_BUCKET = 256
+MAX_EVENT_ID = 128
+MAX_SESSION = 128
+# A principal memo key longer than this (a forged megabyte ARN) is not kept in the memo.
+_MAX_MEMO_KEY_CHARS = 4096
 # One GetObject returns at most one object, and S3 objects are at most 5 TiB. A larger count
 # is forged; clamped, it cannot overflow the baselines' float32 counters into inf and NaN.
 MAX_BYTES_OUT = float(5 * 2**40)
@@ -32,6 +47,10 @@ def is_aws_source(ip: str) -> bool:
 
 
 _principals: dict[tuple[object, ...], Principal] = {}
+# An identity key that is absent reads differently from one that is null (``{}`` is anonymous,
+# ``{"type": null}`` an unknown caller), so the memo key must tell them apart.
+_ABSENT = object()
+_RAW_IDENTITY_KEYS = ("type", "arn", "accountId", "principalId", "invokedBy", "userName")
 
 
 def principal_of_raw(raw: dict[str, Any]) -> Principal:
@@ -46,12 +65,8 @@ def principal_of_raw(raw: dict[str, Any]) -> Principal:
     ctx = ui.get("sessionContext")
     issuer = ctx.get("sessionIssuer") if isinstance(ctx, dict) else None
     key = (
-        ui.get("type"),
-        ui.get("arn"),
-        ui.get("accountId"),
-        ui.get("principalId"),
-        ui.get("invokedBy"),
-        ui.get("userName"),
+        *[ui.get(name, _ABSENT) for name in _RAW_IDENTITY_KEYS],
+        bool(ui),  # {} and {"unknownKey": 1} read no known key, but only {} is anonymous
         issuer.get("arn") if isinstance(issuer, dict) else None,
         raw.get("recipientAccountId"),
         raw.get("sourceIPAddress"),
@@ -65,14 +80,35 @@ def bounded_ua(ua: object) -> object:
     return ua[:MAX_UA] if type(ua) is str else ua
 
 
+def bounded(text: str, limit: int) -> str:
+    """``text``, or past ``limit`` characters its head plus a digest of the whole (as long as ``limit``)."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{text[: limit - 18]}…#{digest}"
+
+
+def _attributed(event: dict[str, Any]) -> Principal:
+    p = principal_of(event)
+    if len(p.session) > MAX_SESSION:
+        p = dataclasses.replace(p, session=bounded(p.session, MAX_SESSION))
+    return p
+
+
 def memo_principal(key: tuple[object, ...], event: Callable[[], dict[str, Any]]) -> Principal:
-    """``principal_of(event())``, memoised on ``key``: every value ``principal_of`` reads."""
+    """``principal_of(event())``, memoised on ``key``: every value ``principal_of`` reads.
+
+    The memo is bounded by count and, since a key holds raw identity strings, by their size:
+    a key with more than ``_MAX_MEMO_KEY_CHARS`` characters of strings is computed, not kept.
+    """
     try:
         hit = _principals.get(key)
     except TypeError:  # an unhashable value where a string belongs
-        return principal_of(event())
+        return _attributed(event())
     if hit is None:
-        hit = remember(_principals, key, principal_of(event()), 100_000)
+        hit = _attributed(event())
+        if sum(len(v) for v in key if type(v) is str) <= _MAX_MEMO_KEY_CHARS:
+            remember(_principals, key, hit, 100_000)
     return hit
 
 
@@ -146,24 +182,40 @@ class Event:
         """
         if type(source) is not str:
             source = str(source or "")
+        if len(source) > MAX_NAME:
+            source = bounded(source, MAX_NAME)
         service = source[:-14] if source.endswith(".amazonaws.com") else source
         if type(name) is not str:
             name = str(name or "")
+        if len(name) > MAX_NAME:
+            name = bounded(name, MAX_NAME)
         s3 = service == "s3"
+        ip = (ip if len(ip) <= MAX_IP else bounded(ip, MAX_IP)) if type(ip) is str else ""
+        bucket = (bucket if len(bucket) <= MAX_BUCKET else bounded(bucket, MAX_BUCKET)) if type(bucket) is str else ""
+        error = (error if len(error) <= MAX_NAME else bounded(error, MAX_NAME)) if type(error) is str else ""
+        event_id = event_id if type(event_id) is str else str(event_id or "")
+        if len(event_id) > MAX_EVENT_ID:
+            event_id = bounded(event_id, MAX_EVENT_ID)
+        region = region if type(region) is str else str(region or "")
+        if len(region) > MAX_REGION:
+            region = bounded(region, MAX_REGION)
+        recipient = recipient if type(recipient) is str and recipient else str(recipient or principal.account_id)
+        if len(recipient) > MAX_ACCOUNT:
+            recipient = bounded(recipient, MAX_ACCOUNT)
         # Positional, in field order: keywords cost a few tenths of a microsecond per event.
         return cls(
-            str(event_id or ""),
+            event_id,
             parse_event_time(event_time),
             name,
             service,
-            str(region or ""),
-            str(recipient or principal.account_id),
+            region,
+            recipient,
             principal,
-            ip if type(ip) is str else "",
+            ip,
             ua[:MAX_UA] if type(ua) is str else "",
-            error if type(error) is str else "",
+            error,
             is_data,
-            bucket if type(bucket) is str else "",
+            bucket,
             key[:MAX_KEY] if type(key) is str else "",
             (float(bytes_out) if bytes_out < MAX_BYTES_OUT else MAX_BYTES_OUT)
             if (type(bytes_out) is int or type(bytes_out) is float) and bytes_out > 0  # NaN is not > 0

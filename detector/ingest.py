@@ -216,7 +216,7 @@ class Ingest:
 
     def _unreadable(self, blob: Unreadable, position: str, source: str) -> None:
         self._received(source, 0, 0)
-        self._reject(Rejected("unreadable", position, clip(blob.detail, 300), ""), source)
+        self._reject(Rejected(blob.reason, position, clip(blob.detail, 300), ""), source)
 
     def _reject_more(self, reason: str, n: int, position: str, source: str) -> None:
         """Rejects past ``MAX_REJECTS_KEPT`` in one blob: counted, and one dead letter says so."""

@@ -32,11 +32,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from detector import __version__
+from detector import __version__, artifact_checks
 from detector.baseline import N_PEAKS
 from detector.errors import ModelError
 from detector.features import FEATURE_NAMES, FEATURE_VERSION, N_FEATURES, SUBSPACES
@@ -213,11 +213,36 @@ class Forest:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+        return _sha256_of(f)
+
+
+def _sha256_of(f: IO[bytes]) -> str:
+    """The sha256 of what ``f`` holds from its current position on; leaves it at its start."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+    f.seek(0)
     return h.hexdigest()
+
+
+# The arrays of one forest and of one group's calibration, by name (see Forest.arrays and
+# GroupModel.arrays): anything else in forest.npz is refused before it is read.
+_FOREST_ARRAYS = frozenset({"left", "right", "feature", "threshold", "leaf_value", "roots", "shape", "scores"})
+_GROUP_ARRAYS = frozenset({"combined", "tails", "peer_peaks", "rows"})
+
+
+def _check_array_names(headers: dict[str, tuple[np.dtype, tuple[int, ...]]], where: Path) -> None:
+    for name, (_, shape) in headers.items():
+        group, _, rest = name.partition(".")
+        member, _, array = rest.partition(".")
+        known = group in GROUPS and (
+            (not array and member in _GROUP_ARRAYS) or (member in {"all", *SUBSPACES} and array in _FOREST_ARRAYS)
+        )
+        if not known:
+            raise ModelError(f"{where}: unexpected array {name[:80]!r}; refusing to read it")
+        if len(shape) > 2:
+            raise ModelError(f"{where}: array {name[:80]!r} has {len(shape)} dimensions")
 
 
 def _signature(manifest_bytes: bytes, key: bytes) -> str:
@@ -434,17 +459,44 @@ class ModelArtifact:
         return out
 
     @classmethod
-    def load(cls, path: Path, key: bytes | None = None) -> ModelArtifact:
-        """Load and verify an artifact; any mismatch raises ``ModelError`` naming what is wrong."""
+    def load(cls, path: Path, key: bytes | None = None, require_signature: bool = False) -> ModelArtifact:
+        """Load and verify an artifact; any mismatch raises ``ModelError`` naming what is wrong.
+
+        With ``key`` (``DETECTOR_MODEL_KEY``) the manifest's HMAC signature must match; with
+        ``require_signature`` (the ``require_signature`` setting) there must be a key to check
+        it with, so an unsigned, edited manifest (``score_quantiles`` raised to silence alerts)
+        is never scored with.
+
+        Only regular files directly inside ``path`` are read, each through one descriptor that
+        is hashed and then parsed; arrays are checked from their headers and trees whole before
+        use (``detector.artifact_checks``).
+        """
         path = Path(path)
+        if require_signature and key is None:
+            raise ModelError(
+                f"{path}: require_signature is set but DETECTOR_MODEL_KEY is not: "
+                "set the key the artifact was signed with (`DETECTOR_MODEL_KEY=... detector train`)"
+            )
+        try:
+            directory = artifact_checks.open_directory(str(path))
+        except FileNotFoundError as exc:
+            raise ModelError(f"{path}: not a model artifact (no {MANIFEST}); train one with `detector train`") from exc
+        try:
+            return cls._load_from(directory, path, key)
+        finally:
+            os.close(directory)
+
+    @classmethod
+    def _load_from(cls, directory: int, path: Path, key: bytes | None) -> ModelArtifact:
         mpath = path / MANIFEST
         try:
-            if mpath.stat().st_size > MAX_MANIFEST_BYTES:
-                raise ModelError(f"{mpath}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
-            body = mpath.read_bytes()
+            with artifact_checks.open_regular(directory, MANIFEST, str(mpath), MAX_MANIFEST_BYTES) as f:
+                body = f.read(MAX_MANIFEST_BYTES + 1)
             manifest = json.loads(body)
         except FileNotFoundError as exc:
             raise ModelError(f"{path}: not a model artifact (no {MANIFEST}); train one with `detector train`") from exc
+        except ModelError:
+            raise
         except (OSError, ValueError) as exc:
             raise ModelError(f"{mpath}: unreadable manifest: {exc}") from exc
         if not isinstance(manifest, dict):
@@ -468,21 +520,41 @@ class ModelArtifact:
         files = manifest.get("files")
         if not isinstance(files, dict) or FOREST not in files:
             raise ModelError(f"{mpath}: manifest lists no {FOREST}")
-        for name, digest in files.items():
-            fpath = path / str(name)
-            if Path(str(name)).name != name:
+        for name in files:
+            if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
                 raise ModelError(f"{mpath}: file name {name!r} is not a plain file name")
-            try:
-                actual = _sha256(fpath)
-            except OSError as exc:
-                raise ModelError(f"{fpath}: missing or unreadable: {exc}") from exc
-            if not hmac.compare_digest(actual, str(digest)):
-                raise ModelError(f"{fpath}: sha256 {actual} does not match the manifest; refusing a tampered artifact")
+        forest_file: IO[bytes] | None = None
         try:
-            with np.load(path / FOREST, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{path / FOREST}: unreadable arrays: {exc}") from exc
+            for name, digest in files.items():
+                fpath = path / name
+                try:
+                    f = artifact_checks.open_regular(directory, name, str(fpath))
+                except FileNotFoundError as exc:
+                    raise ModelError(f"{fpath}: missing or unreadable: {exc.strerror or exc}") from exc
+                try:
+                    actual = _sha256_of(f)
+                except OSError as exc:
+                    f.close()
+                    raise ModelError(f"{fpath}: missing or unreadable: {exc}") from exc
+                if name == FOREST:
+                    forest_file = f
+                else:
+                    f.close()
+                if not hmac.compare_digest(actual, str(digest)):
+                    raise ModelError(
+                        f"{fpath}: sha256 {actual} does not match the manifest; refusing a tampered artifact"
+                    )
+            assert forest_file is not None  # FOREST is in files, checked above
+            headers = artifact_checks.check_npz(forest_file, str(path / FOREST))
+            _check_array_names(headers, path / FOREST)
+            try:
+                with np.load(forest_file, allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+            except (OSError, ValueError, EOFError) as exc:
+                raise ModelError(f"{path / FOREST}: unreadable arrays: {exc}") from exc
+        finally:
+            if forest_file is not None:
+                forest_file.close()
         groups_meta = manifest.get("groups")
         if not isinstance(groups_meta, dict) or "all" not in groups_meta:
             raise ModelError(f"{mpath}: manifest lists no peer groups (needs at least 'all')")
@@ -528,7 +600,12 @@ def _forest_from_arrays(a: dict[str, np.ndarray], where: str) -> Forest:
     missing = [k for k in need if k not in a]
     if missing:
         raise ModelError(f"{where}: missing arrays {missing}")
+    for k in ("left", "right", "feature", "roots", "shape"):
+        if a[k].dtype.kind not in "iu" or a[k].ndim != 1:
+            raise ModelError(f"{where}: array {k} is not a 1-D integer array")
     n = a["left"].shape[0]
+    if n >= 2**31:
+        raise ModelError(f"{where}: {n} nodes, more than an int32 index holds")
     for k in ("right", "feature", "threshold", "leaf_value"):
         if a[k].shape != (n,):
             raise ModelError(f"{where}: array {k} has shape {a[k].shape}, expected ({n},)")
@@ -537,16 +614,24 @@ def _forest_from_arrays(a: dict[str, np.ndarray], where: str) -> Forest:
             raise ModelError(f"{where}: array {k} points outside the node table")
     if a["feature"].size and (a["feature"].min() < 0 or a["feature"].max() >= N_FEATURES):
         raise ModelError(f"{where}: split feature index out of range")
+    if a["shape"].shape != (2,):
+        raise ModelError(f"{where}: array shape is not (max_depth, max_samples)")
     max_depth, max_samples = (int(v) for v in a["shape"])
     if not 0 < max_depth <= 64 or max_samples < 2:
         raise ModelError(f"{where}: implausible forest shape depth={max_depth} samples={max_samples}")
+    left, right, roots = a["left"].astype(np.int32), a["right"].astype(np.int32), a["roots"].astype(np.int32)
+    artifact_checks.check_trees(left, right, roots, max_depth, where)
+    threshold, leaf_value = a["threshold"].astype(np.float64), a["leaf_value"].astype(np.float64)
+    leaf = left == np.arange(n)
+    if np.any(np.isnan(threshold)) or not np.all(np.isfinite(leaf_value[leaf])) or np.any(leaf_value[leaf] < 0):
+        raise ModelError(f"{where}: NaN split thresholds or leaf path lengths that are not finite and >= 0")
     return Forest(
-        left=a["left"].astype(np.int32),
-        right=a["right"].astype(np.int32),
+        left=left,
+        right=right,
         feature=a["feature"].astype(np.int32),
-        threshold=a["threshold"].astype(np.float64),
-        leaf_value=a["leaf_value"].astype(np.float64),
-        roots=a["roots"].astype(np.int32),
+        threshold=threshold,
+        leaf_value=leaf_value,
+        roots=roots,
         max_depth=max_depth,
         max_samples=max_samples,
     )

@@ -334,9 +334,8 @@ class Detector:
             if current.kind and current.kind != f.kind:
                 f = Finding(current.kind, f.score, f.threshold, f.features, f.detail, f.family)
             return self._alert(ev, obs, ref, x, group, cls, f, current, status="update")
-        opened = OpenAlert(
-            alert_id(ev.principal.key, f.kind, ev.event_id), ev.time, ev.time, 1, f.score, [ev.event_id], f.kind
-        )
+        opened_id = alert_id(ev.principal.key, slot, ev.time, cfg.dedup_window_s)  # not the first event's ID
+        opened = OpenAlert(opened_id, ev.time, ev.time, 1, f.score, [ev.event_id], f.kind)
         state.open[slot] = opened
         if self._suppressed(f.kind, ev.principal.key, ev.time):
             if self.metrics is not None:

@@ -247,7 +247,11 @@ def _replay_worker(
     from detector.model import ModelArtifact
     from detector.train import model_key
 
-    model = ModelArtifact.load(Path(model_path), key=model_key()) if model_path else None
+    model = (
+        ModelArtifact.load(Path(model_path), key=model_key(), require_signature=settings.require_signature)
+        if model_path
+        else None
+    )
     detector = Detector(settings, model, store={}, only=only)
     # Every worker decodes everything; only the first one reports bad records, so each is
     # dead-lettered and counted once.

@@ -16,7 +16,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -24,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from detector.errors import ConfigError
 from detector.memo import remember
 from detector.principal import CALLER_CLASSES
+from detector.textsafe import MASK, mask_url
+from detector.urls import webhook_url_problem
 
 ENV_PREFIX = "DETECTOR_"
 CallerClass = Literal["human", "automation", "aws-service", "anonymous"]
@@ -228,12 +229,24 @@ class Sink(_Model):
     )
     region: str | None = Field(None, description="sns: AWS region (default: the SDK's)")
     endpoint_url: str | None = Field(None, description="sns: endpoint override (emulators)")
+    format: Literal["json", "slack", "markdown"] = Field(
+        "json",
+        description="webhook: json (the alert) or a {\"text\": ...} message with attacker text escaped for "
+        "Slack mrkdwn or Markdown",
+    )
+    allow_link_local: bool = Field(
+        False, description="webhook: allow link-local and cloud metadata destinations (169.254.0.0/16, fe80::/10)"
+    )
 
     @model_validator(mode="after")
     def _required_by_kind(self) -> Sink:
         needs = {"file": "path", "webhook": "url", "sns": "topic_arn"}.get(self.kind)
         if needs is not None and not getattr(self, needs):
             raise ValueError(f"a {self.kind} sink needs {needs}")
+        if self.kind == "webhook" and self.url:
+            problem = webhook_url_problem(self.url, self.token is not None, self.allow_link_local)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
 
@@ -272,6 +285,10 @@ class Source(_Model):
         description="s3 with start LATEST and no saved state: first learn baselines (no alerts) from this many "
         "days of the archive; 0 starts with empty baselines",
     )
+    rediscover_s: float = Field(
+        0, ge=0, description="s3 follow: look for new account/region prefixes this often (0: at every listing)"
+    )
+    get_attempts: int = Field(4, ge=1, le=20, description="s3: GetObject tries per object before it is dead-lettered")
     # simulate: demo traffic in compressed real time
     speed: float = Field(600.0, gt=0, description="simulated seconds per wall-clock second")
     seed: int = 7
@@ -346,6 +363,11 @@ class Kafka(_Model):
 class Settings(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     model: Path = Path("models/default")
+    require_signature: bool = Field(
+        False,
+        description="refuse model artifacts without a valid HMAC signature; needs DETECTOR_MODEL_KEY "
+        "(DETECTOR_REQUIRE_SIGNATURE)",
+    )
     state_dir: Path = Path("var/state")
     checkpoint_interval_s: float = Field(30, gt=0)
     shutdown_timeout_s: float = Field(10, gt=0)
@@ -371,16 +393,10 @@ class Settings(_Model):
         return data
 
 
-MASK = "*" * 10  # what pydantic prints for a SecretStr
-
-
-def _mask_url(url: str) -> str:
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}/{MASK}"
+__all__ = ["MASK", "Settings", "load"]
+_mask_url = mask_url
+# Keys whose values are or may hold secrets: a validation error names them, never echoes them.
+_SECRET_PARTS = frozenset({"sinks", "url", "token", "sasl_password", "queue_url", "endpoint_url"})
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
@@ -409,6 +425,8 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             lines.append(f"{origin}: {key}: unknown key")
+        elif _SECRET_PARTS & {str(p) for p in err["loc"]}:
+            lines.append(f"{origin}: {key}: {err['msg']}")  # the value may be a secret: not echoed
         else:
             lines.append(f"{origin}: {key}: {err['msg']} (got {str(err.get('input'))[:80]!r})")
     return "\n".join(lines)

@@ -7,7 +7,12 @@ bidi overrides, bounded length. The output is for people to read, not to parse b
 
 from __future__ import annotations
 
-__all__ = ["clip", "human_bytes"]
+import re
+from urllib.parse import urlsplit
+
+__all__ = ["MASK", "clip", "human_bytes", "markdown_escape", "mask_url", "slack_escape"]
+
+MASK = "*" * 10  # what pydantic prints for a SecretStr
 
 
 def _escape_char(ch: str) -> str:
@@ -82,3 +87,42 @@ def human_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n:.0f} B"
+
+
+def mask_url(url: object) -> str:
+    """``scheme://host:port/**********``: a URL as it may appear in a log, error, metric or ``config show``.
+
+    Webhook URLs carry their secret in the user info (``alice:PASSWORD@``), the path (Slack's
+    ``/services/T000/B000/XXXX``) or the query (``?token=``), so only scheme, host and port are
+    kept. Never raises: a URL that does not parse shows as ``<unparseable url>``.
+    """
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable url>"
+    scheme = parts.scheme if parts.scheme.isalnum() else ""
+    return clip(f"{scheme}://{host}{port}/{MASK}", 300)
+
+
+# Slack turns these words into mentions when a message is posted with link_names, and
+# <!here>, <!channel>, <@U123> anywhere; a word joiner after the @ keeps them words.
+_MENTION = re.compile(r"@(?=(?:here|channel|everyone|group)\b)", re.IGNORECASE)
+
+
+def slack_escape(text: object, limit: int = 256) -> str:
+    """``clip`` first, then what Slack mrkdwn would render: ``&``, ``<``, ``>`` (links, ``<!here>``),
+    and ``@channel``-style mention words. The result shows the attacker's text, inert."""
+    s = clip(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MENTION.sub("@\u2060", s)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>])")
+
+
+def markdown_escape(text: object, limit: int = 256) -> str:
+    """``clip`` first, then a backslash before every character Markdown could render (links,
+    emphasis, HTML), and the mention words defused as in ``slack_escape``."""
+    s = _MARKDOWN_SPECIAL.sub(r"\\\1", clip(text, limit))
+    return _MENTION.sub("@\u2060", s)

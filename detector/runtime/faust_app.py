@@ -513,7 +513,9 @@ def run_worker(settings: Settings, name: str = "worker", status_port: int | None
     status = StatusServer(registry, health, host=settings.metrics.host, port=port)
     status.start()
     try:
-        model = ModelArtifact.load(Path(settings.model), key=model_key())
+        model = ModelArtifact.load(
+            Path(settings.model), key=model_key(), require_signature=settings.require_signature
+        )
         metrics.model_info.info({"version": model.version})
         metrics.model_trained_timestamp.set(model.trained_at)
         metrics.model_reloads.labels("ok").inc()

@@ -155,7 +155,9 @@ class ModelWatch:
         from detector.train import model_key
 
         try:
-            model = ModelArtifact.load(self.path, key=model_key())
+            model = ModelArtifact.load(
+                self.path, key=model_key(), require_signature=self.detector.settings.require_signature
+            )
         except ModelError as exc:
             if stamp != self._rejected:  # a half-copied artifact is retried; logged once per version
                 self._rejected = stamp
@@ -676,6 +678,8 @@ def build_source(settings: Settings, metrics: Metrics | None = None) -> Source:
             poll_interval_s=s.poll_interval_s,
             region=s.region,
             endpoint_url=s.endpoint_url,
+            rediscover_s=s.rediscover_s,
+            get_attempts=s.get_attempts,
             # a message must stay invisible until the checkpoint that covers it deletes it
             visibility_timeout_s=int(min(43_200, max(60, 4 * settings.checkpoint_interval_s))),
         )
@@ -699,7 +703,7 @@ def load_model(settings: Settings, metrics: Metrics | None, health: Health | Non
         if health is not None:
             health.set_ready(MODEL, False, f"no model at {path}: rule detectors only")
         return None
-    model = ModelArtifact.load(path, key=model_key())
+    model = ModelArtifact.load(path, key=model_key(), require_signature=settings.require_signature)
     if metrics is not None:
         metrics.model_info.info({"version": model.version, "path": str(path)})
         metrics.model_trained_timestamp.set(model.trained_at)

@@ -46,7 +46,15 @@ def build_sinks(settings: Settings, metrics: Metrics | None, state_dir: Path) ->
             assert cfg.url  # settings.Sink requires it
             sinks.append(
                 webhook_sink(
-                    name, cfg.url, cfg.token, cfg.timeout_s, cfg.max_retries, state_dir / "spool" / name, metrics
+                    name,
+                    cfg.url,
+                    cfg.token,
+                    cfg.timeout_s,
+                    cfg.max_retries,
+                    state_dir / "spool" / name,
+                    metrics,
+                    format=cfg.format,
+                    allow_link_local=cfg.allow_link_local,
                 )
             )
         elif cfg.kind == "sns":

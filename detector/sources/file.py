@@ -7,11 +7,14 @@ reorder buffer absorbs the rest. ``-`` reads stdin line by line (JSON Lines).
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from detector import decode
 from detector.errors import SourceError
 
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".gz", ".ndjson")
@@ -47,16 +50,53 @@ class Unreadable(bytes):
 
     A file in a directory walk that cannot be read (permissions, an I/O error, a gzip stream
     cut short while streaming) is one bad input among many: ``Ingest`` counts and
-    dead-letters it as ``unreadable`` and the run goes on with the other files.
+    dead-letters it as ``reason`` (``unreadable``, or ``oversized`` past the blob cap) and the
+    run goes on with the other files.
     """
 
     detail: str
+    reason: str = "unreadable"
 
     @classmethod
     def because(cls, exc: BaseException) -> Unreadable:
         blob = cls(b"")
         blob.detail = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+        if isinstance(exc, TooLarge):
+            blob.reason = "oversized"
         return blob
+
+
+class TooLarge(OSError):
+    """A blob over the cap (``decode.MAX_BLOB_BYTES``), found while reading it, never after."""
+
+
+def read_capped(stream: Any, cap: int | None = None, size: int | None = None) -> bytes:
+    """All of ``stream`` (a file, an S3 ``Body``), refusing to hold more than ``cap`` bytes
+    (default ``decode.MAX_BLOB_BYTES``).
+
+    ``size`` (a file's ``st_size``, an object's ``ContentLength``) refuses an announced
+    oversize before reading anything; the chunked read refuses one that grows or lies.
+    """
+    cap = decode.MAX_BLOB_BYTES if cap is None else cap
+    if size is not None and size > cap:
+        raise TooLarge(f"{size} bytes, over the {cap}-byte blob cap")
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(1 << 22)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > cap:
+            raise TooLarge(f"more than {cap} bytes, over the blob cap")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def read_file(path: Path, cap: int | None = None) -> bytes:
+    """A file's bytes, at most ``cap`` of them (``TooLarge`` past that)."""
+    with path.open("rb") as f:
+        return read_capped(f, cap, os.fstat(f.fileno()).st_size)
 
 
 def iter_file_blobs(path: Path) -> Iterator[tuple[bytes, str]]:
@@ -64,7 +104,9 @@ def iter_file_blobs(path: Path) -> Iterator[tuple[bytes, str]]:
     files = list_files(path)
     for f in files:
         try:
-            data: bytes = f.read_bytes()
+            data: bytes = read_file(f)
+        except TooLarge as exc:  # a bad input like any other, named or not: counted, the run goes on
+            data = Unreadable.because(exc)
         except OSError as exc:
             if f == path:  # asked for by name: say so and stop
                 raise SourceError(f"{f}: cannot read: {exc.strerror or exc}") from exc

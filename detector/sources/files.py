@@ -26,7 +26,7 @@ from pathlib import Path
 
 from detector.errors import SourceError
 from detector.sources.base import Record
-from detector.sources.file import Unreadable, delivery_order, list_files
+from detector.sources.file import Unreadable, delivery_order, list_files, read_file
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 WHOLE = "*"
@@ -48,7 +48,7 @@ def _iter_file(path: Path, skip_lines: int, lines_per_record: int) -> Iterator[t
                     yield b"".join(chunk), str(n)
             return
         if skip_lines == 0:
-            yield path.read_bytes(), WHOLE
+            yield read_file(path), WHOLE
     except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a .jsonl.gz cut short mid-stream
         yield Unreadable.because(exc), WHOLE  # the file is done: a resume moves on to the next
 

@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from detector.errors import SourceError
+from detector.sources.file import TooLarge, Unreadable, read_capped
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -67,8 +68,13 @@ def list_keys(client: Any, bucket: str, prefix: str, start_after: str = "") -> I
 
 
 def get_object(client: Any, bucket: str, key: str) -> bytes:
+    """An object's bytes, streamed and capped (``file.TooLarge`` past ``decode.MAX_BLOB_BYTES``)."""
     try:
-        return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        resp = client.get_object(Bucket=bucket, Key=key)
+        try:
+            return read_capped(resp["Body"], size=resp.get("ContentLength"))
+        finally:
+            resp["Body"].close()
     except (ClientError, BotoCoreError) as exc:
         raise explain_client_error(exc, f"s3://{bucket}/{key}") from exc
 
@@ -76,4 +82,8 @@ def get_object(client: Any, bucket: str, key: str) -> bytes:
 def iter_s3_blobs(uri: str, client: Any) -> Iterator[tuple[bytes, str]]:
     bucket, prefix = parse_s3_uri(uri)
     for key in list_keys(client, bucket, prefix):
-        yield get_object(client, bucket, key), f"s3://{bucket}/{key}"
+        try:
+            data = get_object(client, bucket, key)
+        except TooLarge as exc:  # one bad object: counted and dead-lettered, the others are read
+            data = Unreadable.because(exc)
+        yield data, f"s3://{bucket}/{key}"

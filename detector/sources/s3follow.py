@@ -7,10 +7,18 @@ read with ``ListObjectsV2(StartAfter=<last key>)``:
 
 * **backfill**: from ``start_timestamp`` (or the beginning with TRIM_HORIZON, or the last
   15 minutes with LATEST) up to ``end_timestamp`` (by delivery time, +15 min for delivery lag);
-* **follow**: the same listing every ``poll_interval_s``. Files of one delivery minute can
+* **follow**: the same listing every ``poll_interval_s``; new account/region prefixes are
+  looked for every ``rediscover_s`` (0: at every listing, so a new partition's first file is
+  read at the listing cadence, not minutes late). Files of one delivery minute can
   land out of key order, so each listing starts ``RELIST_MARGIN_S`` of delivery time before
   the last key and skips the keys already read (a restart re-reads that margin; eventID dedup
   drops the repeats);
+* **GetObject errors** on one object (SlowDown, InternalError, a read timeout) are retried
+  ``get_attempts`` times with back-off; then the object becomes an ``Unreadable`` record, which
+  ``Ingest`` counts and dead-letters with its key and the reason, and the source goes on.
+  ``get_failures`` counts them by error code. Errors that concern every object (no
+  credentials, no bucket) still stop the source with one ``SourceError``. Objects over
+  ``decode.MAX_BLOB_BYTES`` are refused from ``ContentLength`` or while streaming ``Body``;
 * **SQS** (``queue_url``): S3 event notifications (direct, through SNS, EventBridge, or
   CloudTrail's own SNS ``s3ObjectKey`` message) name the new files; a message is deleted only
   after a checkpoint covers every file it named (``commit``).
@@ -31,7 +39,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,6 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from detector.errors import SourceError
 from detector.sources.base import Record, drain, put
+from detector.sources.file import TooLarge, Unreadable, read_capped
 from detector.sources.s3 import explain_client_error, s3_client
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,13 @@ LATEST_LOOKBACK_S = 900
 KEYS_PER_ROUND = 200
 FETCH_WORKERS = 8
 QUEUE = "sqs"
+# GetObject errors that concern the whole source, not one object: retrying or dead-lettering
+# object after object would only lose them all.
+SOURCE_WIDE_CODES = frozenset(
+    {"NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "AccountProblem"}
+)
+# Errors of one object that no retry fixes: dead-letter it at once.
+PERMANENT_CODES = frozenset({"AccessDenied", "InvalidObjectState", "403", "InvalidRange"})
 _NAME_TIME = re.compile(r"_CloudTrail_[^_/]+_(\d{8}T\d{4})Z_")
 _DONE = "done"
 
@@ -122,7 +138,9 @@ class S3Source:
         region: str | None = None,
         endpoint_url: str | None = None,
         visibility_timeout_s: int = 300,
-        rediscover_s: float = 600.0,
+        rediscover_s: float = 0.0,
+        get_attempts: int = 4,
+        get_backoff_s: float = 0.5,
     ) -> None:
         if not bucket and not queue_url:
             raise SourceError("source.kind is s3 but neither source.bucket nor source.queue_url is set")
@@ -142,6 +160,9 @@ class S3Source:
         self.endpoint_url = endpoint_url
         self.visibility_timeout_s = visibility_timeout_s
         self.rediscover_s = rediscover_s
+        self.get_attempts = max(1, get_attempts)
+        self.get_backoff_s = get_backoff_s
+        self.get_failures: Counter[str] = Counter()  # objects dead-lettered, by error code
         self.live = bool(follow)
         self._queue: queue.Queue[list[Record] | tuple[str, Any]] = queue.Queue(maxsize=64)
         self._stop = threading.Event()
@@ -345,16 +366,45 @@ class S3Source:
     ) -> Iterator[tuple[str, str, bytes | None]]:
         def get(ref: tuple[str, str]) -> tuple[str, str, bytes | None]:
             bucket, key = ref
-            try:
-                return bucket, key, bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
-            except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                if code in ("NoSuchKey", "404"):
-                    log.warning("object vanished before it was read", extra={"event": "source_skip", "key": key})
-                    return bucket, key, None
-                raise
+            return bucket, key, self._get(bucket, key)
 
         yield from pool.map(get, refs)
+
+    def _get(self, bucket: str, key: str) -> bytes | None:
+        """The object's bytes; None if it vanished; an ``Unreadable`` once retries are spent."""
+        reason, detail = "", ""
+        for attempt in range(1, self.get_attempts + 1):
+            try:
+                resp = self.client.get_object(Bucket=bucket, Key=key)
+                try:
+                    return read_capped(resp["Body"], size=resp.get("ContentLength"))
+                finally:
+                    resp["Body"].close()
+            except TooLarge as exc:
+                reason, detail = "oversized", str(exc)
+                break
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", "")) or "ClientError"
+                if code in ("NoSuchKey", "404"):
+                    log.warning("object vanished before it was read", extra={"event": "source_skip", "key": key})
+                    return None
+                if code in SOURCE_WIDE_CODES:
+                    raise
+                reason, detail = code, str(exc.response.get("Error", {}).get("Message", ""))
+                if code in PERMANENT_CODES:
+                    break
+            except BotoCoreError as exc:  # read and connect timeouts, a connection reset mid-Body
+                reason, detail = type(exc).__name__, str(exc)
+            if attempt < self.get_attempts and self._stop.wait(self.get_backoff_s * 2 ** (attempt - 1)):
+                return None  # stopping: the key is read again after the restart
+        self.get_failures[reason] += 1
+        log.warning(
+            "object unreadable; dead-lettered, the source goes on",
+            extra={"event": "source_object_failed", "key": key, "reason": reason, "attempts": attempt},
+        )
+        if reason == "oversized":
+            return Unreadable.because(TooLarge(f"object is {detail}"))
+        return Unreadable.because(OSError(f"GetObject failed after {attempt} attempt(s): {reason}: {detail}"))
 
     def _put(self, item: list[Record] | tuple[str, Any]) -> bool:
         return put(self._queue, item, self._stop)
