@@ -1,9 +1,10 @@
 """Detection quality, end to end through the CLI on labelled data.
 
 Simulated: `detector simulate` -> `detector train` (history days only) -> `detector evaluate`
-must detect every scenario with few false alerts and a short delay, on a seed the policy was
-not tuned on. Real: the malicious events of flaws2.cloud and OTRF's EC2-proxy S3 exfiltration,
-replayed after their own benign events, raise alerts that name those events.
+on one archive, and `detector evaluate --seeds` on a small suite of seeds nobody tuned on: most
+scenario classes found, by the forest too, with few false alerts and a short delay. Real: the
+malicious events of flaws2.cloud and OTRF's EC2-proxy S3 exfiltration, replayed after their own
+benign events, raise alerts that name those events.
 """
 
 from __future__ import annotations
@@ -26,18 +27,58 @@ def _detector(*args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def test_every_scenario_detected_on_an_untuned_seed(tmp_path: Path) -> None:
+def test_an_archive_simulated_trained_and_evaluated_through_the_cli(tmp_path: Path) -> None:
     sim = tmp_path / "sim"
-    _detector("simulate", str(sim), "--days", "9", "--test-days", "2", "--seed", "21", "--principals", "50")
+    _detector(
+        "simulate",
+        str(sim),
+        "--days",
+        "8",
+        "--test-days",
+        "2",
+        "--seed",
+        "21",
+        "--principals",
+        "40",
+        "--intensity",
+        "nominal",
+        "--variant",
+        "loud",
+    )
     meta = json.loads((sim / "simulation.json").read_text())
+    assert len(meta["catalogue"]) == 15
     _detector("train", str(sim / "AWSLogs"), "--out", str(tmp_path / "model"), "--until", meta["test_start_iso"])
     _detector("evaluate", str(sim), "--model", str(tmp_path / "model"), "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())
-    missed = {k: v for k, v in report["scenarios"].items() if v["recall"] < 1.0}
-    assert not missed, missed
-    assert len(report["scenarios"]) == 7
-    assert report["false_per_1000_principal_days"] <= 10, report["false_alert_samples"]
-    assert report["median_delay_s"] is not None and report["median_delay_s"] <= 60
+    assert len(report["scenarios"]) == 15
+    assert report["recall"] >= 0.8, {k: v["detected"] for k, v in report["scenarios"].items()}
+    assert report["false_per_1000_principal_days"] <= 25, report["false_alert_samples"]
+
+
+def test_a_suite_of_untuned_seeds_finds_the_classes_with_few_false_alerts(tmp_path: Path) -> None:
+    # A CI-sized gate on seeds nobody tuned on; the numbers that count are in bench/ and the README
+    # (`detector evaluate --seeds 101-110 --intensity nominal`).
+    out = tmp_path / "suite.json"
+    _detector(
+        "evaluate",
+        "--seeds",
+        "301-302",
+        "--days",
+        "8",
+        "--test-days",
+        "2",
+        "--principals",
+        "40",
+        "--intensity",
+        "nominal",
+        "--json",
+        str(out),
+    )
+    report = json.loads(out.read_text())
+    assert report["seeds"] == [301, 302] and len(report["scenarios"]) == 15
+    assert report["recall"] >= 0.8 and report["recall_forest"] >= 0.6
+    assert report["false_per_1000_principal_days"] <= 25, report["false_alert_samples"]
+    assert report["median_delay_s"] is not None and report["median_delay_s"] <= 120
 
 
 def _malicious(corpus: Path, source: str) -> dict[str, str]:
