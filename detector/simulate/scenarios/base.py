@@ -56,6 +56,12 @@ class Attack:
     def plan(self) -> SimulationPlan:
         return self.world.plan
 
+    def start(self, duration: float) -> float:
+        """A start in the test window so ``duration`` fits: within a person's usual hours, any
+        time for a workload (``pick_time`` for any other hours)."""
+        pr = self.victim
+        return pick_time(self.rng, self.plan, duration, pr.tz, usual_hours(pr) if is_human(pr) else None)
+
     def count(self, lo: float = 1.0) -> int:
         """The intensity as a whole number of things (objects, calls), at least ``lo``."""
         return max(int(lo), round(self.level))

@@ -17,9 +17,6 @@ from detector.simulate.scenarios.base import (
     Out,
     Scenario,
     attack_caller,
-    is_human,
-    pick_time,
-    usual_hours,
 )
 from detector.simulate.world import _REGIONS
 
@@ -30,7 +27,7 @@ def build(a: Attack) -> Out:
     rng, w, pr, p = a.rng, a.world, a.victim, a.plan
     out: Out = []
     n = a.count(1)
-    t = pick_time(rng, p, 3600, pr.tz, usual_hours(pr) if is_human(pr) else None)
+    t = a.start(3600)
     c = attack_caller(rng, p, pr, t, new_ip=not a.quiet)
     regions = rng.sample([r for r in _REGIONS if r not in ("us-east-1", "eu-west-1", pr.region)], min(4, 1 + n // 8))
     out.append((t, _mgmt(rng, w, c, t, "ec2:DescribeRegions")))

@@ -15,9 +15,6 @@ from detector.simulate.scenarios.base import (
     Out,
     Scenario,
     attack_caller,
-    is_human,
-    pick_time,
-    usual_hours,
 )
 from detector.simulate.world import _ATTACK_UAS, _BUCKETS
 
@@ -25,7 +22,7 @@ from detector.simulate.world import _ATTACK_UAS, _BUCKETS
 def build(a: Attack) -> Out:
     rng, w, pr, p = a.rng, a.world, a.victim, a.plan
     out: Out = []
-    t = pick_time(rng, p, 1800, pr.tz, usual_hours(pr) if is_human(pr) else None)
+    t = a.start(1800)
     c = attack_caller(rng, p, pr, t, new_ip=not a.quiet, ua="" if a.quiet else _ATTACK_UAS[1])
     bucket = (
         w.buckets[pr.write_buckets[0]]

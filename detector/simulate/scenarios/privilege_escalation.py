@@ -19,16 +19,13 @@ from detector.simulate.scenarios.base import (
     Out,
     Scenario,
     attack_caller,
-    is_human,
-    pick_time,
-    usual_hours,
 )
 
 
 def build(a: Attack) -> Out:
     rng, w, pr, p = a.rng, a.world, a.victim, a.plan
     out: Out = []
-    t = pick_time(rng, p, 1800, pr.tz, usual_hours(pr) if is_human(pr) else None)
+    t = a.start(1800)
     c = attack_caller(rng, p, pr, t, new_ip=not a.quiet and rng.random() < 0.6)
     users = [u for u in w.names[pr.account_id].users if u != pr.name]
     created_user = rng.random() < 0.5 or not users

@@ -17,9 +17,6 @@ from detector.simulate.scenarios.base import (
     Out,
     Scenario,
     attack_caller,
-    is_human,
-    pick_time,
-    usual_hours,
 )
 
 
@@ -30,7 +27,7 @@ def build(a: Attack) -> Out:
     rng.shuffle(pool)
     n = min(len(pool), a.count(3))
     gap = rng.uniform(60, 240)
-    t = pick_time(rng, p, n * gap + 1200, pr.tz, usual_hours(pr) if is_human(pr) else None)
+    t = a.start(n * gap + 1200)
     c = attack_caller(rng, p, pr, t, new_ip=not a.quiet)
     for key in pool[:n]:
         t += rng.uniform(0.5, 1.5) * gap

@@ -17,9 +17,6 @@ from detector.simulate.scenarios.base import (
     Out,
     Scenario,
     attack_caller,
-    is_human,
-    pick_time,
-    usual_hours,
 )
 from detector.simulate.world import _ATTACK_UAS, _REGIONS
 
@@ -27,7 +24,7 @@ from detector.simulate.world import _ATTACK_UAS, _REGIONS
 def build(a: Attack) -> Out:
     rng, w, pr, p = a.rng, a.world, a.victim, a.plan
     out: Out = []
-    t = pick_time(rng, p, 900, pr.tz, usual_hours(pr) if is_human(pr) else None)
+    t = a.start(900)
     c = attack_caller(rng, p, pr, t, new_ip=not a.quiet, ua="" if a.quiet else _ATTACK_UAS[1])
     pool = [k for k in _RECON_APIS if k not in pr.apis]
     rng.shuffle(pool)

@@ -17,9 +17,6 @@ from detector.simulate.scenarios.base import (
     Out,
     Scenario,
     attack_caller,
-    is_human,
-    pick_time,
-    usual_hours,
 )
 from detector.simulate.world import _WORDS
 
@@ -31,7 +28,7 @@ def build(a: Attack) -> Out:
     out: Out = []
     n = a.count(2)
     span = max(120.0, n * rng.uniform(3, 12))
-    t = pick_time(rng, p, span + 600, pr.tz, usual_hours(pr) if is_human(pr) else None)
+    t = a.start(span + 600)
     c = attack_caller(rng, p, pr, t, new_ip=not a.quiet)
     names = list(dict.fromkeys(w.names[pr.account_id].secrets + [f"prod/{x}/{k}" for x in _WORDS for k in _KINDS]))
     rng.shuffle(names)

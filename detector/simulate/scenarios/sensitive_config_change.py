@@ -19,9 +19,6 @@ from detector.simulate.scenarios.base import (
     Out,
     Scenario,
     attack_caller,
-    is_human,
-    pick_time,
-    usual_hours,
 )
 from detector.simulate.world import _BUCKETS
 
@@ -29,7 +26,7 @@ from detector.simulate.world import _BUCKETS
 def build(a: Attack) -> Out:
     rng, w, pr, p = a.rng, a.world, a.victim, a.plan
     out: Out = []
-    t = pick_time(rng, p, 1800, pr.tz, usual_hours(pr) if is_human(pr) else None)
+    t = a.start(1800)
     c = attack_caller(rng, p, pr, t, new_ip=not a.quiet and rng.random() < 0.5)
     acct = pr.account_id
     bucket = rng.choice([b for b in _BUCKETS if b.account_id == acct and b.shape != "trail"])
