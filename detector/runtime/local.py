@@ -802,14 +802,16 @@ def run(settings: Settings, args: Any) -> int:
         with _Signals(runtime, settings.shutdown_timeout_s):
             learned = False
             if bootstrap.wanted(settings, resumed):
+                now = time.time()  # one window for the source and for its progress
                 found = bootstrap.run_bootstrap(
                     settings,
                     detector,
                     ingest,
-                    bootstrap.bootstrap_source(settings, time.time()),
+                    bootstrap.bootstrap_source(settings, now),
                     runtime.stop_requested,
                     health,
                     metrics,
+                    now=now,
                 )
                 if found is None:  # stopped during the bootstrap: nothing to keep
                     return 0
