@@ -45,7 +45,7 @@ def window(settings: Settings, now: float) -> tuple[float, float]:
     return end - settings.source.bootstrap_days * 86400.0, end
 
 
-def bootstrap_source(settings: Settings, now: float, metrics: Metrics | None = None) -> S3Source:
+def bootstrap_source(settings: Settings, now: float) -> S3Source:
     s = settings.source
     begin, end = window(settings, now)
     return S3Source(
