@@ -304,9 +304,13 @@ class Detector:
         return "; ".join(parts) if parts else f"made an unusual {ev.service}:{ev.name} call"
 
     def _expire(self, state: PrincipalState, now: float) -> None:
-        window = self.settings.alerts.dedup_window_s
-        for kind in [k for k, a in state.open.items() if now - a.last_time > window]:
-            del state.open[kind]
+        for slot in [k for k, a in state.open.items() if now - a.last_time > self._hold(k)]:
+            del state.open[slot]
+
+    def _hold(self, slot: str) -> float:
+        """How long an open alert in ``slot`` takes in recurrences as updates."""
+        cfg = self.settings.alerts
+        return cfg.forest_hold_s if slot == "forest" else cfg.dedup_window_s
 
     def _raise(
         self,
@@ -322,8 +326,9 @@ class Detector:
         cfg = self.settings.alerts
         # The forest's verdicts on one principal are one alert, whichever kind it opened as.
         slot = "forest" if f.family == "forest" else f.kind
+        window = self._hold(slot)
         current = state.open.get(slot)
-        if current is not None and ev.time - current.last_time <= cfg.dedup_window_s:
+        if current is not None and ev.time - current.last_time <= window:
             current.last_time = max(current.last_time, ev.time)
             current.count += 1
             current.score = max(current.score, f.score)
@@ -334,7 +339,7 @@ class Detector:
             if current.kind and current.kind != f.kind:
                 f = Finding(current.kind, f.score, f.threshold, f.features, f.detail, f.family)
             return self._alert(ev, obs, ref, x, group, cls, f, current, status="update")
-        opened_id = alert_id(ev.principal.key, slot, ev.time, cfg.dedup_window_s)  # not the first event's ID
+        opened_id = alert_id(ev.principal.key, slot, ev.time, window)  # not the first event's ID
         opened = OpenAlert(opened_id, ev.time, ev.time, 1, f.score, [ev.event_id], f.kind)
         state.open[slot] = opened
         if self._suppressed(f.kind, ev.principal.key, ev.time):

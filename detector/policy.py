@@ -223,6 +223,9 @@ def rule_findings(
 
 
 _INF = float("inf")
+# Features that measure one fact twice count once towards ``min_unusual_features``: reads from a
+# bucket first touched today are "a new bucket" however many of them there are.
+SAME_SIGNAL = {"new_bucket_reads": "new_bucket"}
 
 
 def eligible(obs: Observation, th: Thresholds) -> bool:
@@ -246,7 +249,7 @@ def anomaly_finding(
     """The forest's verdict for an event that persisted over threshold; None if nothing explains it."""
     ranked = sorted(range(len(surprise)), key=lambda j: -surprise[j])
     unusual = [FEATURE_NAMES[j] for j in ranked if surprise[j] >= th.min_surprise]
-    if len(unusual) < th.min_unusual_features:
+    if len({SAME_SIGNAL.get(name, name) for name in unusual}) < th.min_unusual_features:
         return None
     kind = "unusual_data_access" if ev.is_data or ev.bucket else "anomalous_activity"
     return Finding(kind, score, threshold, tuple(unusual), phrase, family="forest")

@@ -197,6 +197,11 @@ class Detection(_Model):
 
 class Alerts(_Model):
     dedup_window_s: float = Field(3600, gt=0, description="one open alert per principal and kind this long")
+    forest_hold_s: float = Field(
+        21600,
+        gt=0,
+        description="the forest's verdicts on one principal stay one alert (with updates) while they recur this often",
+    )
     max_event_ids: int = Field(50, ge=1, le=10_000)
     max_explanations: int = Field(5, ge=1, le=20)
 

@@ -262,6 +262,18 @@ def test_forest_anomalies_persist_are_explained_and_only_for_mature_principals(t
     named = {e.feature for e in a.explanation}
     assert {"new_network", "new_region", "new_client"} & named
     assert all(e.contribution >= 0 for e in a.explanation)
+
+    def odd_pair(at: float, n: int) -> list:
+        more = {**odd, "ip": f"198.51.100.{200 + n}", "region": ("ap-south-1", "sa-east-1")[n - 1]}
+        return [event(name="GetSessionToken", source="sts.amazonaws.com", **{**more, "t": at + k * 60}) for k in (0, 1)]
+
+    def forest_opens(res: object) -> list:
+        return [x for x in res.alerts if x.context["family"] == "forest" and x.status == "open"]  # type: ignore[attr-defined]
+
+    # odd again three hours later: the same forest alert goes on (alerts.forest_hold_s), not a new one
+    assert forest_opens(det.process(odd_pair(t + 3 * HOUR, 1))) == []
+    # ...and once it has been quiet for longer than the hold, a new one opens
+    assert len(forest_opens(det.process(odd_pair(t + 3 * HOUR + 21600 + 600, 2)))) == 1
     # a principal seen for the first time, doing the same, is not judged by the forest
     young = {**odd, "identity": iam_user("newcomer")}
     res = det.process([event(name="GetSessionToken", source="sts.amazonaws.com", **young) for _ in range(3)])
@@ -344,3 +356,20 @@ def test_only_keeps_one_family_and_changes_nothing_else(tmp_path: Path) -> None:
     assert rules == [a for a in both if a[1] == "rules"]
     with pytest.raises(ValueError, match="only must be one of"):
         Detector(settings, model, store={}, only="model")
+
+
+def test_a_new_bucket_counts_once_however_many_reads_made_it_new() -> None:
+    from detector.baseline import Observation
+    from detector.policy import anomaly_finding
+    from detector.settings import Thresholds
+
+    obs = Observation.__new__(Observation)
+    ev = get_object("team-bucket", "k", T0, identity=iam_user("alice"))
+    th = Thresholds()
+    surprise = [0.0] * len(FEATURE_INDEX)
+    surprise[FEATURE_INDEX["new_bucket"]] = surprise[FEATURE_INDEX["new_bucket_reads"]] = 3.0
+    assert anomaly_finding(ev, obs, 0.9999, 0.999, surprise, th, "") is None  # one fact, measured twice
+    surprise[FEATURE_INDEX["hour_rarity"]] = 2.5
+    found = anomaly_finding(ev, obs, 0.9999, 0.999, surprise, th, "")
+    assert found is not None and found.kind == "unusual_data_access"
+    assert set(found.features) == {"new_bucket", "new_bucket_reads", "hour_rarity"}
