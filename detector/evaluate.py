@@ -268,10 +268,11 @@ def train_on_history(seed: int, cfg: SeedConfig) -> ModelArtifact:
     p = _plan(seed, cfg, scenarios=())
     store: dict[str, bytes] = {}
     det = Detector(cfg.settings, None, store=store)
-    chunks: list[tuple[np.ndarray, np.ndarray, list[str], list[str]]] = []
+    chunks: list[tuple[np.ndarray, np.ndarray, list[str], list[str], np.ndarray]] = []
 
     def keep(result: BatchResult) -> None:
-        mask = np.fromiter((ev.time < p.test_start for ev in result.events), bool, len(result.events))
+        times = np.fromiter((ev.time for ev in result.events), float, len(result.events))
+        mask = times < p.test_start
         if mask.any():
             idx = np.flatnonzero(mask).tolist()
             chunks.append(
@@ -280,6 +281,7 @@ def train_on_history(seed: int, cfg: SeedConfig) -> ModelArtifact:
                     result.eligible[mask],
                     [result.classes[i] for i in idx],
                     [result.events[i].principal.key for i in idx],
+                    (times[mask] // 3600).astype(np.int64),
                 )
             )
 
@@ -293,6 +295,7 @@ def train_on_history(seed: int, cfg: SeedConfig) -> ModelArtifact:
         np.array([k for ch in chunks for k in ch[3]]),
         p.start,
         p.test_start,
+        np.concatenate([c[4] for c in chunks]),
     )
     artifact, _ = fit_rows(rows, store, trees=cfg.trees, seed=seed)
     return artifact

@@ -170,6 +170,7 @@ class TrainingRows:
     keys: np.ndarray  # str: its principal key (for per-principal caps)
     start: float = float("inf")
     end: float = float("-inf")
+    hours: np.ndarray | None = None  # int64: each row's event hour (time // 3600), for per-hour caps
 
 
 def collect_features(
@@ -182,7 +183,7 @@ def collect_features(
     until: float | None = None,
 ) -> tuple[TrainingRows, Summary]:
     """Training: the same loop, keeping the feature rows of events inside [since, until)."""
-    chunks: list[tuple[np.ndarray, np.ndarray, list[str], list[str]]] = []
+    chunks: list[tuple[np.ndarray, np.ndarray, list[str], list[str], np.ndarray]] = []
     span = {"start": float("inf"), "end": float("-inf")}
 
     def keep(batch: list[Event], result: BatchResult) -> None:
@@ -200,6 +201,7 @@ def collect_features(
                     result.eligible[mask],
                     [result.classes[i] for i in idx],
                     [result.events[i].principal.key for i in idx],
+                    (times[mask] // 3600).astype(np.int64),
                 )
             )
             span["start"] = min(span["start"], float(times[mask].min()))
@@ -214,6 +216,7 @@ def collect_features(
             np.array([k for c in chunks for k in c[3]]),
             span["start"],
             span["end"],
+            np.concatenate([c[4] for c in chunks]),
         )
     else:
         rows = TrainingRows(np.empty((0, 0)), np.zeros(0, bool), np.array([], str), np.array([], str))

@@ -5,8 +5,10 @@ baseline walk that scoring uses; only the model is absent. Baselines warm up on 
 event, but rows are kept only inside the requested training window. The forests are fitted
 and calibrated on the rows of principals old enough to alert (``policy.eligible``): rows
 from principals hours old would set thresholds for cases policy never lets alert. Each
-principal contributes at most ``PER_PRINCIPAL_ROWS`` rows, so the busiest job does not decide
-what "usual" means for everyone.
+principal contributes at most ``PER_HOUR_ROWS`` rows per hour of event time and
+``PER_PRINCIPAL_ROWS`` in all, so the busiest job does not decide what "usual" means for
+everyone, and one burst (an `aws s3 sync` of 400 objects) is one unusual hour, not 400 rows
+that would make its own values look common.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from detector.settings import Settings
 
 MIN_ROWS = 200
 PER_PRINCIPAL_ROWS = 5000
+PER_HOUR_ROWS = 20
 
 
 def model_key() -> bytes | None:
@@ -75,6 +78,9 @@ def fit_rows(
         )
     rng = np.random.default_rng(seed)
     idx = np.flatnonzero(rows.eligible)
+    if rows.hours is not None:  # one burst is one busy hour, not hundreds of "usual" rows
+        hour_keys = np.char.add(np.char.add(rows.keys[idx].astype(str), "\x1f"), rows.hours[idx].astype(str))
+        idx = idx[_capped(hour_keys, PER_HOUR_ROWS, rng)]
     idx = idx[_capped(rows.keys[idx], PER_PRINCIPAL_ROWS, rng)]
     if idx.size > max_rows:
         idx = np.sort(rng.choice(idx, max_rows, replace=False))

@@ -171,3 +171,30 @@ def test_signed_artifacts_need_the_right_key(trained, tmp_path: Path) -> None:
     assert ModelArtifact.load(out, key=b"k1").version
     with pytest.raises(ModelError, match="signature"):
         ModelArtifact.load(out, key=b"k2")
+
+
+def test_training_takes_a_busy_hour_as_one_hour_not_hundreds_of_usual_rows() -> None:
+    from detector.replay import TrainingRows
+    from detector.train import PER_HOUR_ROWS, fit_rows
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    x = _rows(rng, n)
+    keys = np.array([f"p{i % 30}" for i in range(n)])
+    hours = np.arange(n, dtype=np.int64) // 30  # every principal once an hour...
+    burst = np.zeros((400, N_FEATURES))
+    burst[:, FEATURE_INDEX["reads_10m"]] = 3.0  # ...and one of them reads 400 times in one hour
+    rows = TrainingRows(
+        np.vstack([x, burst]),
+        np.ones(n + 400, bool),
+        np.array(["human"] * (n + 400)),
+        np.concatenate([keys, ["p0"] * 400]),
+        0.0,
+        3600.0 * 100,
+        np.concatenate([hours, [7] * 400]),
+    )
+    art, training = fit_rows(rows, {}, trees=20)
+    assert training["rows_fitted"] <= n + PER_HOUR_ROWS
+    # that hour's rows are rare for the group: as rare as 20 rows in the fit make them, not 400
+    probe = burst[:1]
+    assert art.groups["all"].surprise(probe[0])[FEATURE_INDEX["reads_10m"]] >= 2.0
