@@ -309,7 +309,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     path = args.file or args.config
     settings = _settings(path)  # raises ConfigError naming the file and key
     if args.action == "check":
-        sys.stdout.write(f"{_config_path(path) or 'defaults'}: ok\n")
+        from detector.sources import preflight
+
+        where = _config_path(path) or "defaults"
+        found = preflight.problems(settings)  # what the source needs from the environment (an AWS region)
+        for problem in found:
+            _fail(f"{where}: {problem}", 3)
+        if found:
+            return 3
+        sys.stdout.write(f"{where}: ok\n")
         return 0
     sys.stdout.write(orjson.dumps(settings.masked(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0

@@ -301,6 +301,23 @@ class Source(_Model):
 
     _split_lists = field_validator("paths", "accounts", "regions", mode="before")(lambda value: comma_list(value))
 
+    @model_validator(mode="after")
+    def _required_by_kind(self) -> Source:
+        """What each kind cannot start without, so ``config check`` says so rather than ``run``.
+
+        The AWS region is not here: it may come from the environment (``AWS_REGION``, a
+        profile), so ``sources.preflight`` checks it where that environment is known.
+        """
+        if self.kind == "kinesis" and not self.stream:
+            raise ValueError("source.kind is kinesis but source.stream is not set; name the stream")
+        if self.kind == "s3" and not (self.bucket or self.queue_url):
+            raise ValueError("source.kind is s3 but neither source.bucket nor source.queue_url is set")
+        if self.kind == "file" and not self.paths:
+            raise ValueError("source.kind is file but source.paths is empty; list files or directories")
+        if self.kind in ("kinesis", "s3") and self.start == "AT_TIMESTAMP" and self.start_timestamp is None:
+            raise ValueError("source.start is AT_TIMESTAMP but source.start_timestamp is not set")
+        return self
+
 
 class Metrics(_Model):
     host: str = "127.0.0.1"
@@ -430,8 +447,9 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             lines.append(f"{origin}: {key}: unknown key")
-        elif _SECRET_PARTS & {str(p) for p in err["loc"]}:
-            lines.append(f"{origin}: {key}: {err['msg']}")  # the value may be a secret: not echoed
+        elif _SECRET_PARTS & {str(p) for p in err["loc"]} or isinstance(err.get("input"), dict):
+            # the value may be a secret (or a whole section, which may hold one): not echoed
+            lines.append(f"{origin}: {key}: {err['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"{origin}: {key}: {err['msg']} (got {str(err.get('input'))[:80]!r})")
     return "\n".join(lines)

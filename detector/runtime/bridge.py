@@ -492,7 +492,10 @@ def run_bridge(
 
     from detector.http import MODEL, Health, StatusServer
     from detector.logs import configure_logging
+    from detector.sources import preflight
 
+    if not inputs:  # the configured source: a missing region is one line and exit 3
+        preflight.check(settings)
     configure_logging(settings.log_level)
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)

@@ -759,6 +759,9 @@ class _Signals:
 
 def run(settings: Settings, args: Any) -> int:
     """``detector run``: build everything from ``settings`` and loop until stopped."""
+    from detector.sources import preflight
+
+    preflight.check(settings)  # a missing region is one line and exit 3, before anything starts
     configure_logging(settings.log_level)
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)

@@ -54,7 +54,12 @@ class SnsTransport:
             config = Config(
                 retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=timeout_s, read_timeout=timeout_s
             )
-            client = boto3.session.Session().client("sns", region_name=region, endpoint_url=endpoint_url, config=config)
+            from detector.sources.preflight import arn_region
+
+            # The topic's ARN names its region: a sink needs no region of its own.
+            client = boto3.session.Session().client(
+                "sns", region_name=region or arn_region(topic_arn), endpoint_url=endpoint_url, config=config
+            )
         self.topic_arn = topic_arn
         self.client = client
 

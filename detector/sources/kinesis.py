@@ -179,7 +179,10 @@ class KinesisSource:
 
     def start(self, positions: dict[str, str]) -> None:
         if self.client is None:
-            self.client = kinesis_client(self.region, self.endpoint_url)
+            try:
+                self.client = kinesis_client(self.region, self.endpoint_url)
+            except BotoCoreError as exc:  # NoRegionError: sources.preflight says it first, this is the backstop
+                raise explain_client_error(exc, f"kinesis stream {self.stream}") from exc
         self._positions = dict(positions)
         self._resumed = bool(positions)
         listed = self._list_shards(fatal=True)

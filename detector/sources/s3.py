@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from detector.errors import SourceError
 from detector.sources.file import TooLarge, Unreadable, read_capped
@@ -36,6 +36,10 @@ def explain_client_error(exc: Exception, what: str) -> SourceError:
         return SourceError(
             f"{what}: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
             "or run with an instance/task role"
+        )
+    if isinstance(exc, NoRegionError):
+        return SourceError(
+            f"{what}: no AWS region is known: set source.region (or AWS_DEFAULT_REGION in the environment)"
         )
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")

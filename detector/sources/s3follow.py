@@ -188,12 +188,17 @@ class S3Source:
         return str(self._fatal) if self._fatal else self._problem
 
     def start(self, positions: dict[str, str]) -> None:
-        if self.client is None:
-            self.client = s3_client(self.endpoint_url, self.region)
-        if self.queue_url and self.sqs is None:
-            import boto3
+        try:
+            if self.client is None:
+                self.client = s3_client(self.endpoint_url, self.region)
+            if self.queue_url and self.sqs is None:
+                import boto3
 
-            self.sqs = boto3.session.Session().client("sqs", region_name=self.region, endpoint_url=self.endpoint_url)
+                self.sqs = boto3.session.Session().client(
+                    "sqs", region_name=self.region, endpoint_url=self.endpoint_url
+                )
+        except BotoCoreError as exc:  # NoRegionError: sources.preflight says it first, this is the backstop
+            raise explain_client_error(exc, f"s3 source (bucket {self.bucket or '-'})") from exc
         self._positions = {k: v for k, v in positions.items() if k != QUEUE}
         self._cursors = dict(self._positions)
         bases = self._discover() if self._listing_wanted() else []
