@@ -1,7 +1,8 @@
 """The ``detector`` command: argument parsing only; every verb calls into the modules.
 
 Exit codes: 0 success, 1 a run that failed, 2 bad usage, config or model artifact (argparse's
-convention), 3 a source that cannot be used (missing stream/bucket/file, no credentials).
+convention), 3 a source that cannot be used (missing stream/bucket/file, no credentials) or a
+state_dir another `detector run` holds.
 Errors are one line on stderr, no traceback.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from detector.errors import ConfigError, DetectorError, ModelError, SourceError
+from detector.errors import ConfigError, DetectorError, InUseError, ModelError, SourceError
 from detector.textsafe import clip
 
 DEFAULT_CONFIG = Path("config/detector.yaml")
@@ -451,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"config error: {exc}", 2, one_line=False)
     except ModelError as exc:  # the configured artifact is unusable: fix the config or retrain
         return _fail(f"model error: {exc}", 2)
-    except SourceError as exc:
+    except (SourceError, InUseError) as exc:
         return _fail(str(exc), 3)
     except DetectorError as exc:
         return _fail(str(exc), 1)

@@ -47,3 +47,7 @@ class Backpressure(DetectorError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InUseError(DetectorError, RuntimeError):
+    """Another process holds what this one needs to itself (a ``state_dir``); the message names its PID."""

@@ -54,6 +54,7 @@ from detector.ordering import Reorder, SeenIds
 from detector.pipeline import Detector
 from detector.runtime import bootstrap
 from detector.runtime.checkpoint import SEED_SOURCE, Checkpoint, CheckpointStore, LocalCheckpointStore
+from detector.runtime.statelock import StateDirLock
 from detector.settings import Settings
 from detector.sinks import build_sinks
 from detector.sinks.base import Sink
@@ -762,6 +763,12 @@ def run(settings: Settings, args: Any) -> int:
     from detector.sources import preflight
 
     preflight.check(settings)  # a missing region is one line and exit 3, before anything starts
+    # One runtime per state_dir (InUseError names the holder), taken before the status port is bound.
+    with StateDirLock(Path(settings.state_dir)):
+        return _run(settings, args)
+
+
+def _run(settings: Settings, args: Any) -> int:
     configure_logging(settings.log_level)
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import bisect
 import gzip
 import itertools
+import logging
+import os
 import queue
 import sys
 import threading
@@ -30,6 +32,7 @@ from detector.sources.file import Unreadable, delivery_order, list_files, read_f
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 WHOLE = "*"
+log = logging.getLogger(__name__)
 
 
 def _iter_file(path: Path, skip_lines: int, lines_per_record: int) -> Iterator[tuple[bytes, str]]:
@@ -149,8 +152,19 @@ class StdinSource:
         threading.Thread(target=self._read, name="stdin-reader", daemon=True).start()
 
     def _read(self) -> None:
-        for line in sys.stdin.buffer:
-            self._lines.put(line)
+        # os.read on the descriptor, not sys.stdin.buffer: a daemon thread blocked inside the
+        # buffered reader holds its lock, and interpreter shutdown (SIGTERM) then aborts.
+        rest = b""
+        try:
+            while chunk := os.read(sys.stdin.fileno(), 1 << 16):
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    self._lines.put(line + b"\n")
+        except OSError as exc:  # a closed or unreadable stdin ends the input like EOF does
+            log.warning("cannot read stdin; treating it as ended", extra={"event": "source_error", "detail": str(exc)})
+        if rest:
+            self._lines.put(rest)
         self._lines.put(None)
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
