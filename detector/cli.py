@@ -73,8 +73,11 @@ def _load_model(path: str | None, required: bool, require_signature: bool = Fals
     return ModelArtifact.load(Path(path), key=model_key(), require_signature=require_signature)
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    sys.stderr.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
+def _print_summary(summary: dict[str, Any], stream: Any = None) -> None:
+    """A verb's summary, indented JSON, on stdout (``stream``: replay's alerts may hold stdout)."""
+    out = sys.stdout if stream is None else stream
+    out.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
+    out.flush()
 
 
 # -- verbs -----------------------------------------------------------------------------------
@@ -106,6 +109,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     model_path = args.model or (str(settings.model) if settings.model.exists() else None)
     model = _load_model(model_path, required=False, require_signature=settings.require_signature)
+    if model is None and args.only != "rules":
+        _warn(
+            f"no model at {settings.model} and no --model: replaying with the rule detectors only "
+            "(pass --model DIR, or train one with `detector train`)"
+        )
     if args.workers > 1:
         if args.state_out:
             raise ConfigError("--state-out needs one process: the baselines of --workers > 1 stay in the workers")
@@ -137,14 +145,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
     result = summary.to_dict()
     result["model"] = model.version if model is not None else None
     result["principals"] = len(detector.store)
+    _refuse_empty(args.inputs, summary, result, _summary_stream(args))
     if args.state_out:
         from detector.runtime.checkpoint import LocalCheckpointStore, seed
 
         origin = ",".join(args.inputs)
         size = LocalCheckpointStore(Path(args.state_out)).save(seed(detector.store, detector.seen.encode(), origin))
         result["state_out"] = {"dir": args.state_out, "bytes": size}
-    _print_summary(result)
+    _print_summary(result, _summary_stream(args))
     return 0
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"detector: warning: {clip(message, 2000)}\n")
+
+
+def _summary_stream(args: argparse.Namespace) -> Any:
+    """Replay's summary goes to stdout, unless the alerts do (``--alerts -``): then stdout stays JSON Lines."""
+    return sys.stderr if args.alerts == "-" else sys.stdout
+
+
+def _refuse_empty(inputs: Sequence[str], summary: Any, result: dict[str, Any], stream: Any) -> None:
+    """Nothing decoded is not a successful replay: the summary, then one line and exit 3."""
+    from detector.sources.file import SUFFIXES
+
+    if summary.events:
+        return
+    _print_summary(result, stream)
+    what = ", ".join(inputs)
+    if not summary.records:
+        raise SourceError(f"{what}: no input files (looked for {', '.join(SUFFIXES)}); nothing to replay")
+    aside = {**summary.rejected, **summary.skipped}
+    counts = ", ".join(f"{reason} {n}" for reason, n in sorted(aside.items()))
+    raise SourceError(
+        f"{what}: no CloudTrail events in {summary.records} records ({counts or 'all empty'}); nothing to replay"
+    )
 
 
 def _hint_dead_letters(rejected: Mapping[str, int], dead_letters: str | None) -> None:
@@ -184,7 +219,8 @@ def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | 
     summary["model"] = model.version if model is not None else None
     summary["principals"] = result.principals
     summary["workers"] = args.workers
-    _print_summary(summary)
+    _refuse_empty(args.inputs, result.summary, summary, _summary_stream(args))
+    _print_summary(summary, _summary_stream(args))
     return 0
 
 
@@ -346,7 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="run archived events through the live pipeline in event-time order")
     r.add_argument("inputs", nargs="+", metavar="PATH_OR_S3_URI", help="files, directories, s3:// URIs or - (stdin)")
     r.add_argument("--model", help="model artifact directory (default: the config's model, if present)")
-    r.add_argument("--alerts", default="-", help="alerts JSONL file, or - for stdout (default)")
+    r.add_argument(
+        "--alerts",
+        default="-",
+        help="alerts JSONL file, or - for stdout (default; the summary then goes to stderr: stdout stays JSON Lines)",
+    )
     r.add_argument("--dead-letters", help="JSONL file for rejected records")
     r.add_argument("--endpoint-url", help="S3 endpoint (emulators)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")

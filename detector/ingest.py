@@ -22,7 +22,7 @@ from detector.decode import LATEST_EVENT_TIME, Rejected, decode
 from detector.event import Event, principal_of_raw
 from detector.metrics import Metrics
 from detector.principal import Principal
-from detector.sources.file import Unreadable
+from detector.sources.file import SetAside, Unreadable
 from detector.textsafe import clip
 
 T = TypeVar("T")
@@ -110,6 +110,9 @@ class Ingest:
         if type(data) is Unreadable:
             self._unreadable(data, position, source)
             return []
+        if type(data) is SetAside:
+            self._set_aside(data, source)
+            return []
         events, data = typed.read(data)
         if events is None:
             return [ev for ev, _ in self._decoded(data, position, source)]
@@ -119,6 +122,9 @@ class Ingest:
         """Like ``blob``, each event with its CloudTrail JSON on one line (the bridge forwards it)."""
         if type(data) is Unreadable:
             self._unreadable(data, position, source)
+            return []
+        if type(data) is SetAside:
+            self._set_aside(data, source)
             return []
         pairs, data = typed.read_pairs(data)
         if pairs is None:
@@ -217,6 +223,12 @@ class Ingest:
     def _unreadable(self, blob: Unreadable, position: str, source: str) -> None:
         self._received(source, 0, 0)
         self._reject(Rejected(blob.reason, position, clip(blob.detail, 300), ""), source)
+
+    def _set_aside(self, blob: SetAside, source: str) -> None:
+        self._received(source, 0, 0)
+        self.skipped[blob.kind] += 1
+        if self.metrics is not None:
+            self.metrics.records_skipped.labels(source, blob.kind).inc()
 
     def _reject_more(self, reason: str, n: int, position: str, source: str) -> None:
         """Rejects past ``MAX_REJECTS_KEPT`` in one blob: counted, and one dead letter says so."""

@@ -35,7 +35,7 @@ class Metrics:
     records_general_reader: Counter  # labels: source
     events_decoded: Counter  # labels: source
     records_rejected: Counter  # labels: source, reason
-    records_skipped: Counter  # labels: source, reason (control_message, digest, insight)
+    records_skipped: Counter  # labels: source, reason (control_message, digest, insight, simulator_metadata)
     events_duplicate: Counter
     events_late: Counter
     events_scored: Counter
@@ -90,7 +90,7 @@ class Metrics:
             ),
             records_skipped=Counter(
                 name("records_skipped"),
-                "Records recognised and routed aside (control messages, digests, Insights)",
+                "Records recognised and routed aside (control messages, digests, Insights, the simulator's own files)",
                 ["source", "reason"],
                 registry=reg,
             ),

@@ -119,4 +119,12 @@ def train(
     artifact, training = fit_rows(rows, store, trees, max_rows, seed)
     training["rejected"] = dict(ingest.rejected)
     artifact.save(out, training=training, key=model_key())
-    return artifact, {**summary.to_dict(), "training": training}
+    read = summary.to_dict()
+    # Training runs no model, so the rule alerts replay would count mean nothing here.
+    del read["alerts"]
+    read["late"] = {
+        "events": summary.late,
+        "meaning": f"arrived more than pipeline.allowed_lateness_s ({settings.pipeline.allowed_lateness_s:g} s) "
+        "behind the newest event read; still learned from, out of event-time order",
+    }
+    return artifact, {**read, "training": training}

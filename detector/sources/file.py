@@ -45,6 +45,32 @@ def list_files(path: Path) -> list[Path]:
     )
 
 
+# What `detector simulate` writes beside its AWSLogs/ (labels, plan): not CloudTrail, set aside.
+SIMULATOR_FILES = frozenset({"labels.jsonl", "simulation.json"})
+SIMULATOR_METADATA = "simulator_metadata"
+
+
+def is_simulator_metadata(path: Path) -> bool:
+    """``labels.jsonl`` / ``simulation.json`` in a directory ``detector simulate`` wrote (it has simulation.json)."""
+    return path.name in SIMULATOR_FILES and (path.parent / "simulation.json").is_file()
+
+
+class SetAside(bytes):
+    """An input recognised as not CloudTrail and skipped unread, standing in for its blob.
+
+    ``Ingest`` counts it under ``kind`` in ``skipped`` (and ``detector_records_skipped_total``),
+    like digest files, rather than rejecting it as an unknown envelope.
+    """
+
+    kind: str = SIMULATOR_METADATA
+
+    @classmethod
+    def of(cls, kind: str) -> SetAside:
+        blob = cls(b"")
+        blob.kind = kind
+        return blob
+
+
 class Unreadable(bytes):
     """An input that could not be read, standing in for its blob: empty, with the reason.
 
@@ -103,6 +129,9 @@ def iter_file_blobs(path: Path) -> Iterator[tuple[bytes, str]]:
     """Each file's bytes, in ``list_files`` order; a named file that cannot be read is an error."""
     files = list_files(path)
     for f in files:
+        if is_simulator_metadata(f):
+            yield SetAside.of(SIMULATOR_METADATA), str(f)
+            continue
         try:
             data: bytes = read_file(f)
         except TooLarge as exc:  # a bad input like any other, named or not: counted, the run goes on

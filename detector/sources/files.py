@@ -28,7 +28,15 @@ from pathlib import Path
 
 from detector.errors import SourceError
 from detector.sources.base import Record
-from detector.sources.file import Unreadable, delivery_order, list_files, read_file
+from detector.sources.file import (
+    SIMULATOR_METADATA,
+    SetAside,
+    Unreadable,
+    delivery_order,
+    is_simulator_metadata,
+    list_files,
+    read_file,
+)
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 WHOLE = "*"
@@ -37,6 +45,9 @@ log = logging.getLogger(__name__)
 
 def _iter_file(path: Path, skip_lines: int, lines_per_record: int) -> Iterator[tuple[bytes, str]]:
     """(blob, offset) for one file; JSON Lines are chunked, anything else is one blob."""
+    if is_simulator_metadata(path):
+        yield SetAside.of(SIMULATOR_METADATA), WHOLE
+        return
     try:
         if path.name.endswith(LINE_SUFFIXES) or path.name.endswith(tuple(s + ".gz" for s in LINE_SUFFIXES)):
             opener = gzip.open if path.name.endswith(".gz") else open
