@@ -105,6 +105,8 @@ class Alert:
             "detected_at": dt.datetime.fromtimestamp(self.detected_at, tz=dt.UTC).isoformat(timespec="milliseconds"),
             "event_ids": [clip(e, 64) for e in self.event_ids],
             "event_count": self.event_count,
+            # the IDs are the first alerts.max_event_ids; event_count counts them all
+            "event_ids_truncated": self.event_count > len(self.event_ids),
             "explanation": [
                 {
                     "feature": e.feature,
@@ -147,8 +149,11 @@ def render_text(alert: dict[str, Any], style: str) -> str:
                 f"- {esc(e.get('feature', ''), 40)}: {esc(e.get('value', ''), 256)} "
                 f"(usual: {esc(e.get('baseline', ''), 256)})"
             )
+    capped = (
+        f" (the first {len(alert.get('event_ids') or [])} event IDs listed)" if alert.get("event_ids_truncated") else ""
+    )
     lines.append(
         f"alert {esc(alert.get('alert_id', ''), 40)}, {esc(alert.get('status', ''), 16)}, "
-        f"{esc(alert.get('event_count', ''), 16)} events from {esc(alert.get('event_time', ''), 40)}"
+        f"{esc(alert.get('event_count', ''), 16)} events from {esc(alert.get('event_time', ''), 40)}{capped}"
     )
     return "\n".join(lines)

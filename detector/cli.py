@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from detector.errors import ConfigError, DetectorError, InUseError, ModelError, SourceError
+from detector.errors import ConfigError, DetectorError, InUseError, ModelError, SourceError, UsageError
 from detector.textsafe import clip
 
 DEFAULT_CONFIG = Path("config/detector.yaml")
@@ -116,7 +116,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     if args.workers > 1:
         if args.state_out:
-            raise ConfigError("--state-out needs one process: the baselines of --workers > 1 stay in the workers")
+            raise UsageError("--state-out needs one process: the baselines of --workers > 1 stay in the workers")
         return _replay_parallel(args, settings, model_path, model)
     out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
     dead = DeadLetters(Path(args.dead_letters) if args.dead_letters else None)
@@ -196,7 +196,7 @@ def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | 
     from detector.replay import replay_parallel
 
     if "-" in args.inputs:
-        raise ConfigError("--workers > 1 cannot read stdin (every worker reads all inputs); use files")
+        raise UsageError("--workers > 1 cannot read stdin (every worker reads all inputs); use files")
     result = replay_parallel(
         args.inputs,
         settings,
@@ -227,15 +227,18 @@ def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from detector import simulate
 
-    plan = simulate.plan(
-        days=args.days,
-        seed=args.seed,
-        scenarios=args.scenario or None,
-        test_days=args.test_days,
-        principals=args.principals,
-        intensity=_intensity(args.intensity),
-        variant=args.variant,
-    )
+    try:
+        plan = simulate.plan(
+            days=args.days,
+            seed=args.seed,
+            scenarios=args.scenario or None,
+            test_days=args.test_days,
+            principals=args.principals,
+            intensity=_intensity(args.intensity),
+            variant=args.variant,
+        )
+    except ConfigError as exc:  # plan checks its parameters: this verb's options, which the message names
+        raise UsageError(str(exc)) from exc
     summary = simulate.write_archive(plan, Path(args.out))
     _print_summary(summary)
     return 0
@@ -246,9 +249,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     if args.archive and (args.seeds or args.sweep):
-        raise ConfigError("evaluate: give an ARCHIVE, or --seeds (with --sweep SCENARIO), not both")
+        raise UsageError("give an ARCHIVE, or --seeds (with --sweep SCENARIO), not both")
     if not args.archive and not args.seeds:
-        raise ConfigError("evaluate: give an ARCHIVE written by `detector simulate`, or --seeds N-M for a suite")
+        raise UsageError("give an ARCHIVE written by `detector simulate`, or --seeds N-M for a suite")
     if args.archive:
         model = _load_model(
             args.model or str(settings.model), required=True, require_signature=settings.require_signature
@@ -306,7 +309,7 @@ def _intensity(text: str) -> Any:
         try:
             out[name.strip()] = float(value)
         except ValueError as exc:
-            raise ConfigError(f"--intensity: expected random, nominal or NAME=VALUE,..., got {part!r}") from exc
+            raise UsageError(f"--intensity: expected random, nominal or NAME=VALUE,..., got {part!r}") from exc
     return out
 
 
@@ -342,7 +345,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     if args.file and args.config and args.file != args.config:
-        raise ConfigError(f"config {args.action}: two files given ({args.file} and --config {args.config}); give one")
+        raise UsageError(f"{args.action}: two files given ({args.file} and --config {args.config}); give one")
     path = args.file or args.config
     settings = _settings(path)  # raises ConfigError naming the file and key
     if args.action == "check":
@@ -488,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_gc()
     try:
         return int(args.func(args))
+    except UsageError as exc:  # an option or setting that cannot be used as given: named in the message
+        return _fail(f"{args.verb}: {exc}", 2)
     except ConfigError as exc:
         return _fail(f"config error: {exc}", 2, one_line=False)
     except ModelError as exc:  # the configured artifact is unusable: fix the config or retrain

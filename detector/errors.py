@@ -51,3 +51,12 @@ class Backpressure(DetectorError):
 
 class InUseError(DetectorError, RuntimeError):
     """Another process holds what this one needs to itself (a ``state_dir``); the message names its PID."""
+
+
+class UsageError(ConfigError):
+    """An option or setting that cannot be used as given: ``--test-days`` not below ``--days``,
+    a ``metrics.port`` already in use. The message names the option or key and what to change.
+
+    A ``ConfigError`` (exit 2) for callers that catch those; the CLI prints it without the
+    "config error" label, since the config file may be fine.
+    """

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from detector.errors import ConfigError
+from detector.errors import ConfigError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +119,17 @@ class StatusServer:
         return int(self._server.server_address[1])
 
     def start(self) -> None:
-        """Bind and serve in a daemon thread; raises ConfigError if the address is unusable."""
+        """Bind and serve in a daemon thread; an unusable address is a ``UsageError`` naming metrics.port."""
         if self._server is not None:
             raise RuntimeError("StatusServer.start() called twice; call stop() first")
         handler = _handler_class(self._registry, self._health)
         try:
             server = ThreadingHTTPServer((self._host, self._requested_port), handler)
         except OSError as exc:
-            raise ConfigError(
-                f"cannot serve /metrics on {self._host}:{self._requested_port}: {exc.strerror or exc}; "
-                "choose a free status port or stop the process holding it"
+            raise UsageError(
+                f"metrics.port: cannot serve /metrics on {self._host}:{self._requested_port}: {exc.strerror or exc}; "
+                "set metrics.port (DETECTOR_METRICS__PORT, or --metrics-port for bridge and worker) to a free port, "
+                "or stop the process holding it"
             ) from exc
         server.daemon_threads = True
         self._server = server

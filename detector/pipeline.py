@@ -55,6 +55,20 @@ class OpenAlert:
     kind: str = ""  # the kind it opened as (the forest's one slot holds either of its kinds)
 
 
+def _where(ev: Event, detail: str) -> str:
+    """The bucket and address of the event behind an alert, unless its detail already names them.
+
+    Every open and update of an alert says both, whichever finding (principal-wide burst or
+    one bucket's) happened to trigger it.
+    """
+    parts = []
+    if ev.bucket and f"s3://{ev.bucket}" not in detail:
+        parts.append(f"in s3://{ev.bucket}")
+    if ev.source_ip and ev.source_ip not in detail:
+        parts.append(f"from {ev.source_ip}")
+    return "".join(f", {part}" for part in parts)
+
+
 @dataclass
 class PrincipalState:
     """What is stored per principal key: encoded baseline + open alerts (rarely any)."""
@@ -378,7 +392,7 @@ class Detector:
         ]
         p = ev.principal
         who = p.arn or p.key
-        where = f" from {ev.source_ip}" if ev.source_ip and "new_network" not in f.features[:3] else ""
+        where = _where(ev, f.detail)
         summary = f"{who} {f.detail}{where}. Confirm with the owner; if unexpected, revoke its credentials."
         return Alert(
             alert_id=open_.alert_id,

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from detector.baseline import P_BYT10, P_DEL10, P_GET10, Observation, ua_family, youth
 from detector.event import Event
-from detector.features import FEATURE_INDEX, FEATURE_NAMES, hour_rarity
+from detector.features import FEATURE_INDEX, FEATURE_NAMES, _ago, hour_rarity
 from detector.principal import AUTOMATION
 from detector.settings import Burst, Thresholds
 from detector.textsafe import human_bytes
@@ -158,7 +158,7 @@ def rule_findings(
                     th.new_bucket_drain_objects,
                     ("new_bucket_reads", *(["hour_rarity"] if rare_hour else []), *novelty),
                     f"read {obs.bucket_get1h:.0f} objects within the hour from s3://{ev.bucket}, first read "
-                    f"{obs.bucket_age_s / 3600:.1f} h ago"
+                    f"{_ago(obs.bucket_age_s)}"
                     + (", in an hour it is rarely active in" if rare_hour else ""),
                 )
             )
@@ -190,7 +190,7 @@ def rule_findings(
                     1.0,
                     ("new_client", "new_network", "new_api"),
                     f"(an automation role) was used by a new client '{family}'"
-                    + (" from a desktop OS" if desktop else " from a new network"),
+                    + (" from a desktop OS" if desktop else f" from {ev.source_ip or 'no address'}, a new network"),
                 )
             )
     if obs.nov10m >= th.recon_novel_apis * young and obs.total >= th.min_history_events:

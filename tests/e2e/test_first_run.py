@@ -5,6 +5,7 @@ name the option or key to change."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,8 @@ def test_replay_that_decodes_nothing_says_so_and_exits_3(tmp_path: Path) -> None
     proc = _run("replay", str(junk), "--quiet", "--alerts", str(tmp_path / "alerts.jsonl"), "--model", model)
     assert proc.returncode == 3
     last = proc.stderr.decode().strip().splitlines()[-1]
-    assert last == f"detector: {junk}: no CloudTrail events in 2 records (not_an_object 2, unknown_envelope 1); nothing to replay"
+    counts = "not_an_object 2, unknown_envelope 1"
+    assert last == f"detector: {junk}: no CloudTrail events in 2 records ({counts}); nothing to replay"
     assert _summary(proc.stdout)["events"] == 0  # the summary is still there, on stdout
 
     empty = tmp_path / "empty"
@@ -109,3 +111,32 @@ def test_train_summary_explains_late_and_has_no_alerts(sim: Path, tmp_path: Path
     assert "pipeline.allowed_lateness_s (600 s)" in summary["late"]["meaning"]
     assert summary["skipped"] == {"simulator_metadata": 2}
     assert summary["training"]["rows_fitted"] > 0 and summary["artifact"] == str(tmp_path / "m")
+
+
+def test_bad_simulate_options_name_the_option_not_a_config_error(tmp_path: Path) -> None:
+    proc = _run("simulate", str(tmp_path / "x"), "--days", "2")
+    assert proc.returncode == 2
+    err = proc.stderr.decode()
+    assert err.count("\n") == 1 and "config error" not in err
+    assert err.startswith("detector: simulate: --test-days (default 3) must be at least 0 and less than --days (2)")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_port_in_use_names_metrics_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from detector import cli
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(
+            f"state_dir: {tmp_path / 's'}\nmodel: {tmp_path / 'm'}\n"
+            f"metrics: {{port: {port}}}\nsource: {{kind: stdin}}\n"
+        )
+        assert cli.main(["run", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if not line.startswith("{")]  # JSON logs aside
+    assert len(lines) == 1 and "config error" not in lines[0]
+    assert lines[0].startswith(f"detector: run: metrics.port: cannot serve /metrics on 127.0.0.1:{port}: ")
+    assert "set metrics.port (DETECTOR_METRICS__PORT" in lines[0]
