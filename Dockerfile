@@ -22,8 +22,10 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY detector/ detector/
+# setup.py ships models/default inside the package (detector/_default_model)
+COPY models/ models/
 # Wheels first, then an offline install of exactly those wheels: the venv gets no build
 # tooling, and pip compiles .pyc files now, since the runtime cannot write them.
 RUN pip wheel --wheel-dir /wheels . \

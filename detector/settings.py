@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from detector import default_model
 from detector.errors import ConfigError
 from detector.memo import remember
 from detector.principal import CALLER_CLASSES
@@ -484,7 +485,8 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Sett
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, origin)) from exc
     _check_threshold_keys(settings, origin)
-    return settings
+    model = default_model.resolve(settings.model)  # an installed detector's demo model ships in the package
+    return settings if model == settings.model else settings.model_copy(update={"model": model})
 
 
 def _check_threshold_keys(settings: Settings, origin: str) -> None:
