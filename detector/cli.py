@@ -82,7 +82,7 @@ def _print_summary(summary: dict[str, Any], stream: Any = None) -> None:
 
 # -- verbs -----------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from detector.replay import open_inputs
+    from detector.replay import Progress, open_inputs
     from detector.train import train
 
     settings = _settings(args.config)
@@ -94,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         until=args.until,
         trees=args.trees,
         seed=args.seed,
+        progress=Progress.for_inputs(args.inputs, description="train: reading"),
     )
     summary["artifact"] = str(artifact.path)
     summary["version"] = artifact.version
@@ -121,10 +122,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
     dead = DeadLetters(Path(args.dead_letters) if args.dead_letters else None)
     detector = Detector(settings, model, store={}, only=args.only)
+    lines = _alert_lines(args)
 
     def emit(alerts: list[Any]) -> None:
         for a in alerts:
-            out.write(a.to_json() + b"\n")
+            if lines is not None:
+                lines.write(a)
+            else:
+                out.write(a.to_json() + b"\n")
         out.flush()
 
     try:
@@ -135,7 +140,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             settings.pipeline.allowed_lateness_s,
             settings.pipeline.batch_size,
             on_alerts=emit,
-            progress=Progress(None if not args.quiet else False),
+            progress=Progress.for_inputs(args.inputs, enabled=False if args.quiet else None),
         )
     finally:
         dead.close()
@@ -154,6 +159,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
         result["state_out"] = {"dir": args.state_out, "bytes": size}
     _print_summary(result, _summary_stream(args))
     return 0
+
+
+def _alert_lines(args: argparse.Namespace) -> Any:
+    """Readable alert lines when the alerts go to a terminal (``--alerts -``) and --json is not given."""
+    from detector.terminal import AlertLines, is_terminal
+
+    if args.alerts == "-" and not args.json and is_terminal(sys.stdout):
+        return AlertLines(sys.stdout)
+    return None
 
 
 def _warn(message: str) -> None:
@@ -209,7 +223,7 @@ def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | 
     out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
     try:
         for line in result.alerts:
-            out.write(line + b"\n")
+            out.write(line + b"\n")  # JSON from the workers (they are not on a terminal)
         out.flush()
     finally:
         if out is not sys.stdout.buffer:
@@ -226,6 +240,7 @@ def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from detector import simulate
+    from detector.terminal import Bar
 
     try:
         plan = simulate.plan(
@@ -239,13 +254,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:  # plan checks its parameters: this verb's options, which the message names
         raise UsageError(str(exc)) from exc
-    summary = simulate.write_archive(plan, Path(args.out))
+    bar = Bar("simulate", plan.days, "days")
+    try:
+        summary = simulate.write_archive(plan, Path(args.out), progress=lambda done, total: bar.update(done, total))
+    finally:
+        bar.close()
     _print_summary(summary)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from detector import evaluate
+    from detector.replay import Progress
+    from detector.terminal import Bar
 
     settings = _settings(args.config)
     if args.archive and (args.seeds or args.sweep):
@@ -257,7 +278,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             args.model or str(settings.model), required=True, require_signature=settings.require_signature
         )
         report = evaluate.evaluate_archive(
-            Path(args.archive), settings, model, alerts_out=Path(args.alerts) if args.alerts else None, only=args.only
+            Path(args.archive),
+            settings,
+            model,
+            alerts_out=Path(args.alerts) if args.alerts else None,
+            only=args.only,
+            progress=Progress.for_inputs([str(Path(args.archive) / "AWSLogs")], description="evaluate"),
         )
         text = evaluate.format_report(report)
     else:
@@ -274,10 +300,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         if args.sweep:
             levels = [float(v) for v in args.levels.split(",")] if args.levels else evaluate.default_levels(args.sweep)
-            report = evaluate.run_sweep(args.sweep, levels, args.seeds, cfg, workers=args.workers)
+            bar = Bar(f"evaluate: sweep {args.sweep}", len(args.seeds), "seeds")
+            try:
+                report = evaluate.run_sweep(
+                    args.sweep, levels, args.seeds, cfg, workers=args.workers, progress=bar.update
+                )
+            finally:
+                bar.close()
             text = evaluate.format_sweep(report)
         else:
-            report = evaluate.run_suite(args.seeds, cfg, workers=args.workers)
+            bar = Bar("evaluate: suite", len(args.seeds), "seeds")
+            try:
+                report = evaluate.run_suite(args.seeds, cfg, workers=args.workers, progress=bar.update)
+            finally:
+                bar.close()
             text = evaluate.format_suite(report)
     sys.stdout.write(text + "\n")
     if args.json:
@@ -393,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dead-letters", help="JSONL file for rejected records")
     r.add_argument("--endpoint-url", help="S3 endpoint (emulators)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--json", action="store_true", help="with --alerts -: JSON lines on a terminal too (default: readable lines)"
+    )
     r.add_argument("--workers", type=int, default=1, help="processes, each owning a share of principals (default 1)")
     r.add_argument("--only", choices=("forest", "rules"), help="keep one family of detections (ablation)")
     r.add_argument(
@@ -457,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("run", help="long-lived detector (default config: the embedded demo)")
     u.add_argument("--once", action="store_true", help="stop when the source is exhausted")
     u.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    u.add_argument(
+        "--json", action="store_true", help="alerts on stdout as JSON lines on a terminal too (default: readable lines)"
+    )
     common(u)
     u.set_defaults(func=cmd_run)
 

@@ -48,7 +48,7 @@ from detector.ingest import Ingest
 from detector.model import ModelArtifact
 from detector.ordering import Reorder
 from detector.pipeline import BatchResult, Detector
-from detector.replay import TrainingRows, open_inputs, run_replay
+from detector.replay import Progress, TrainingRows, open_inputs, run_replay
 from detector.settings import Settings
 
 MATCH_AFTER_END_S = 3600.0
@@ -143,7 +143,7 @@ def evaluate_archive(
     model: ModelArtifact,
     alerts_out: Path | None = None,
     only: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Replay a ``detector simulate`` archive through the live path and score the alerts."""
     meta = orjson.loads((archive / "simulation.json").read_bytes())
@@ -157,6 +157,7 @@ def evaluate_archive(
         settings.pipeline.allowed_lateness_s,
         settings.pipeline.batch_size,
         on_alerts=lambda batch: alerts.extend(a.to_dict() for a in batch),
+        progress=progress,
     )
     if alerts_out is not None:
         alerts_out.write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in alerts))
@@ -336,17 +337,38 @@ def _label_dict(label: Any) -> dict[str, Any]:
     return dataclasses.asdict(label)
 
 
-def _map(fn: Callable[..., Any], args: list[tuple[Any, ...]], workers: int) -> list[Any]:
+def _call(fn_args: tuple[Callable[..., Any], tuple[Any, ...]]) -> Any:
+    return fn_args[0](*fn_args[1])
+
+
+def _map(
+    fn: Callable[..., Any],
+    args: list[tuple[Any, ...]],
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Any]:
+    """``fn(*a)`` for each of ``args``, in order; ``progress(done, total)`` after each one."""
+    out: list[Any] = []
     if workers <= 1 or len(args) <= 1:
-        return [fn(*a) for a in args]
+        for a in args:
+            out.append(fn(*a))
+            if progress is not None:
+                progress(len(out), len(args))
+        return out
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(min(workers, len(args))) as pool:
-        return pool.starmap(fn, args)
+        for result in pool.imap(_call, [(fn, a) for a in args]):  # the pool forks before any progress thread
+            out.append(result)
+            if progress is not None:
+                progress(len(out), len(args))
+    return out
 
 
-def run_suite(seeds: Sequence[int], cfg: SeedConfig, workers: int = 1) -> dict[str, Any]:
+def run_suite(
+    seeds: Sequence[int], cfg: SeedConfig, workers: int = 1, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Every seed of ``seeds``; the aggregate says per scenario in how many seeds it was detected."""
-    reports = _map(run_seed, [(s, cfg) for s in seeds], workers)
+    reports = _map(run_seed, [(s, cfg) for s in seeds], workers, progress)
     return aggregate(reports)
 
 
@@ -443,9 +465,14 @@ def default_levels(scenario: str, steps: int = 6) -> list[float]:
 
 
 def run_sweep(
-    scenario: str, levels: Sequence[float], seeds: Sequence[int], cfg: SeedConfig, workers: int = 1
+    scenario: str,
+    levels: Sequence[float],
+    seeds: Sequence[int],
+    cfg: SeedConfig,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    results = _map(run_sweep_seed, [(s, scenario, list(levels), cfg) for s in seeds], workers)
+    results = _map(run_sweep_seed, [(s, scenario, list(levels), cfg) for s in seeds], workers, progress)
     table = {level: sum(1 for r in results if r[level]) for level in levels}
     need = math.ceil(0.9 * len(seeds))
     smallest = next((level for level in sorted(levels) if table[level] >= need), None)

@@ -6,7 +6,6 @@ number measured offline is a number about the live pipeline.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +22,8 @@ from detector.ingest import Ingest
 from detector.ordering import Reorder
 from detector.pipeline import BatchResult, Detector
 from detector.principal import Principal
-from detector.sources.file import iter_file_blobs, iter_stdin_blobs
+from detector.sources.file import iter_file_blobs, iter_stdin_blobs, list_files
+from detector.terminal import Bar
 
 
 @dataclass
@@ -77,29 +77,57 @@ def open_inputs(specs: Iterable[str], endpoint_url: str | None = None) -> Iterat
                 yield data, pos, "file"
 
 
+def input_sizes(specs: Iterable[str]) -> dict[str, int] | None:
+    """Each local input file's size in bytes, by the position ``open_inputs`` gives it; None when
+    a total cannot be known up front (stdin, S3, a path that does not exist)."""
+    sizes: dict[str, int] = {}
+    for spec in specs:
+        path = Path(spec)
+        if spec == "-" or spec.startswith("s3://") or not path.exists():
+            return None
+        for f in list_files(path):
+            try:
+                sizes[str(f)] = f.stat().st_size
+            except OSError:  # unreadable: open_inputs counts it as a reject; it adds nothing to read
+                sizes[str(f)] = 0
+    return sizes
+
+
 class Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
+    """A progress bar on a terminal (stderr) over the input bytes, with total and ETA; silent otherwise.
 
-    def __init__(self, enabled: bool | None = None) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self._last = 0.0
+    Local files and their sizes are known up front (``input_sizes``), so the bar has a total; for
+    stdin and S3 it counts the bytes read. The description keeps the events, rejects and alerts
+    so far.
+    """
 
-    def update(self, summary: Summary, force: bool = False) -> None:
+    def __init__(
+        self, enabled: bool | None = None, sizes: dict[str, int] | None = None, description: str = "replay"
+    ) -> None:
+        self.sizes = dict(sizes) if sizes is not None else None
+        total = sum(self.sizes.values()) if self.sizes is not None else None
+        self.bar = Bar(description, total, "bytes", enabled=enabled)
+        self.enabled = self.bar.enabled
+        self.description = description
+        self.done = 0
+
+    @classmethod
+    def for_inputs(cls, specs: Iterable[str], enabled: bool | None = None, description: str = "replay") -> Progress:
+        specs = list(specs)
+        probe = Bar(description, None, "bytes", enabled=enabled)
+        return cls(probe.enabled, input_sizes(specs) if probe.enabled else None, description)
+
+    def update(self, summary: Summary, force: bool = False, position: str | None = None, nbytes: int = 0) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
-        if not force and now - self._last < 0.25:
-            return
-        self._last = now
-        rate = summary.events / summary.seconds if summary.seconds else 0
+        if position is not None:
+            self.done += self.sizes.pop(position, 0) if self.sizes is not None else nbytes
         alerts = sum(summary.alerts.values())
-        sys.stderr.write(
-            f"\r{summary.records} files  {summary.events} events  {rate:,.0f} ev/s  "
-            f"{sum(summary.rejected.values())} rejected  {alerts} alerts   "
-        )
-        sys.stderr.flush()
+        rejected = sum(summary.rejected.values())
+        counts = f"{summary.events:,} events, {rejected:,} rejected, {alerts:,} alerts"
+        self.bar.update(self.done, description=f"{self.description}: {counts}")
         if force:
-            sys.stderr.write("\n")
+            self.bar.close()
 
 
 def run_replay(
@@ -144,7 +172,8 @@ def run_replay(
         summary.records = ingest.records
         summary.events = ingest.events
         if progress is not None:
-            progress.update(summary)
+            summary.rejected = ingest.rejected
+            progress.update(summary, position=position, nbytes=len(data))
     pending.extend(reorder.flush())
     for i in range(0, len(pending), batch_size):
         run_batch(pending[i : i + batch_size])
@@ -181,6 +210,7 @@ def collect_features(
     batch_size: int,
     since: float | None = None,
     until: float | None = None,
+    progress: Progress | None = None,
 ) -> tuple[TrainingRows, Summary]:
     """Training: the same loop, keeping the feature rows of events inside [since, until)."""
     chunks: list[tuple[np.ndarray, np.ndarray, list[str], list[str], np.ndarray]] = []
@@ -207,7 +237,7 @@ def collect_features(
             span["start"] = min(span["start"], float(times[mask].min()))
             span["end"] = max(span["end"], float(times[mask].max()))
 
-    summary = run_replay(inputs, detector, ingest, lateness_s, batch_size, on_result=keep)
+    summary = run_replay(inputs, detector, ingest, lateness_s, batch_size, on_result=keep, progress=progress)
     if chunks:
         rows = TrainingRows(
             np.concatenate([c[0] for c in chunks]),

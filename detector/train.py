@@ -25,8 +25,9 @@ from detector.errors import ModelError
 from detector.ingest import Ingest
 from detector.model import GROUP_OF_CLASS, ModelArtifact, fit
 from detector.pipeline import ENCODED_SIZE, Detector
-from detector.replay import TrainingRows, collect_features
+from detector.replay import Progress, TrainingRows, collect_features
 from detector.settings import Settings
+from detector.terminal import StatusLine
 
 MIN_ROWS = 200
 PER_PRINCIPAL_ROWS = 5000
@@ -109,14 +110,28 @@ def train(
     max_rows: int = 500_000,
     seed: int = 0,
     ingest: Ingest | None = None,
+    progress: Progress | None = None,
 ) -> tuple[ModelArtifact, dict[str, object]]:
+    """``progress`` shows reading the inputs, then a status line while the forests are fitted."""
     ingest = ingest or Ingest()
     store: dict[str, bytes] = {}
     detector = Detector(settings, None, store=store)
     rows, summary = collect_features(
-        inputs, detector, ingest, settings.pipeline.allowed_lateness_s, settings.pipeline.batch_size, since, until
+        inputs,
+        detector,
+        ingest,
+        settings.pipeline.allowed_lateness_s,
+        settings.pipeline.batch_size,
+        since,
+        until,
+        progress=progress,
     )
-    artifact, training = fit_rows(rows, store, trees, max_rows, seed)
+    fitting = StatusLine(enabled=progress.enabled if progress is not None else False)
+    fitting.update(f"train: fitting {trees} trees per forest on {int(rows.eligible.sum()):,} eligible rows")
+    try:
+        artifact, training = fit_rows(rows, store, trees, max_rows, seed)
+    finally:
+        fitting.stop()
     training["rejected"] = dict(ingest.rejected)
     artifact.save(out, training=training, key=model_key())
     read = summary.to_dict()

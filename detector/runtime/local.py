@@ -42,7 +42,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from detector.alert import Alert
+from detector.alert import Alert, iso
 from detector.errors import DetectorError, SinkError
 from detector.event import Event
 from detector.http import MODEL, Health, StatusServer
@@ -59,6 +59,7 @@ from detector.settings import Settings
 from detector.sinks import build_sinks
 from detector.sinks.base import Sink
 from detector.sources.base import Record, Source
+from detector.terminal import StatusLine
 
 log = logging.getLogger("detector.run")
 
@@ -304,8 +305,10 @@ class Runtime:
         poll_records: int = POLL_RECORDS,
         model_watch: ModelWatch | None = None,
         config_path: Path | None = None,
+        status: StatusLine | None = None,
     ) -> None:
         self.settings = settings
+        self.status = status
         self.poll_records = poll_records
         self.model_watch = model_watch
         self.config_watch = ConfigWatch(config_path, self)
@@ -452,6 +455,8 @@ class Runtime:
                 continue
             if not self.emitted.add(alert):
                 continue
+            if self.status is not None:  # the first alert ends the waiting: its line replaces the status
+                self.status.stop()
             if self.metrics is not None:
                 self.metrics.count_alerts([alert])
             for sink in self.sinks:
@@ -567,6 +572,8 @@ class Runtime:
         self.config_watch.check(now)
         if self.model_watch is not None:
             self.model_watch.check(now)
+        if self.status is not None and not self.status.stopped:
+            self.status.update(self._status_text())
         if self.health is not None:
             self.health.tick()
             status = self.source.status
@@ -587,8 +594,25 @@ class Runtime:
                 self.stop_requested.wait(IDLE_POLL_S)
         return 0 if self.shutdown() else 1
 
+    def _status_text(self) -> str:
+        newest = self.reorder.max_time
+        if newest == float("-inf"):
+            return f"waiting for the first events from {self.source.name}"
+        warming = newest < self.warmup_until()
+        phase = (
+            "warming up baselines on the simulated history days (their alerts are held back)"
+            if warming
+            else "watching for the first alert"
+        )
+        return (
+            f"{phase}: {self.ingest.events:,} events, {len(self.detector.store):,} principals, "
+            f"event time {iso(newest)}"
+        )
+
     def shutdown(self) -> bool:
         """Final flush + checkpoint; True when it was written. In-flight events go into it."""
+        if self.status is not None:
+            self.status.stop()
         ok = self.checkpoint("shutdown")
         for sink in self.sinks:
             try:
@@ -785,7 +809,7 @@ def _run(settings: Settings, args: Any) -> int:
         sid = source_id(settings)
         detector = Detector(settings, model, store={}, metrics=metrics)
         ingest = Ingest(metrics, dead)
-        sinks = build_sinks(settings, metrics, state_dir)
+        sinks = build_sinks(settings, metrics, state_dir, "json" if getattr(args, "json", False) else "auto")
         metrics.prime([source.name], [s.name for s in sinks])
         watch = ModelWatch(settings.model, detector, metrics, health)
         config_path = getattr(args, "config_path", None)
@@ -801,6 +825,7 @@ def _run(settings: Settings, args: Any) -> int:
             sid,
             model_watch=watch,
             config_path=Path(config_path) if config_path else None,
+            status=StatusLine(),  # draws only when stderr is a terminal
         )
         positions: dict[str, str] = {}
         resumed = False

@@ -26,15 +26,21 @@ def sink_names(settings: Settings) -> list[str]:
     return names
 
 
-def build_sinks(settings: Settings, metrics: Metrics | None, state_dir: Path) -> list[Sink]:
-    """One sink per ``settings.sinks`` entry (``settings.Sink`` has checked each one's fields)."""
+def build_sinks(
+    settings: Settings, metrics: Metrics | None, state_dir: Path, stdout_format: str = "auto"
+) -> list[Sink]:
+    """One sink per ``settings.sinks`` entry (``settings.Sink`` has checked each one's fields).
+
+    ``stdout_format`` is the stdout sink's: ``auto`` (readable lines on a terminal, JSON
+    otherwise) or ``json`` (``--json``).
+    """
     sinks: list[Sink] = []
     for i, (cfg, name) in enumerate(zip(settings.sinks, sink_names(settings), strict=True)):
         where = f"sinks.{i}"
         if cfg.kind == "stdout":
             from detector.sinks.stdout import StdoutSink
 
-            sinks.append(StdoutSink(name=name))
+            sinks.append(StdoutSink(name=name, format="json" if stdout_format == "json" else "auto"))
         elif cfg.kind == "file":
             from detector.sinks.file import FileSink
 

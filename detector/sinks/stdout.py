@@ -1,34 +1,44 @@
-"""Alerts as JSON Lines on stdout (the demo's sink); a short human line on stderr when it is a terminal."""
+"""Alerts on stdout (the demo's sink): JSON Lines, or one readable line each on a terminal.
+
+``format="auto"`` (the default) writes a line per alert and per update through
+``terminal.AlertLines`` when stdout is a terminal, and the full JSON line otherwise (a pipe,
+a file, a log shipper); ``"json"`` always writes JSON (``detector run --json``).
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import IO
+from typing import IO, Literal
 
-from detector.alert import Alert, iso
+from detector.alert import Alert
 from detector.errors import SinkError
-from detector.textsafe import clip
+from detector.terminal import AlertLines, is_terminal
 
-
-def human_line(alert: Alert) -> str:
-    who = clip(alert.principal_arn or alert.principal, 120)
-    return f"ALERT {alert.severity:<6} {alert.kind:<24} {iso(alert.first_event_time)} {who}  score={alert.score:.2f}\n"
+Format = Literal["auto", "json", "lines"]
 
 
 class StdoutSink:
-    def __init__(self, out: IO[bytes] | None = None, human: IO[str] | None = None, name: str = "stdout") -> None:
+    def __init__(
+        self,
+        out: IO[bytes] | None = None,
+        name: str = "stdout",
+        format: Format = "auto",
+        text: IO[str] | None = None,
+    ) -> None:
         self.name = name
         self.out = out if out is not None else sys.stdout.buffer
-        self.human = human if human is not None else (sys.stderr if sys.stderr.isatty() else None)
+        stream = text if text is not None else sys.stdout
+        lines = format == "lines" or (format == "auto" and is_terminal(stream))
+        self.lines = AlertLines(stream) if lines else None
 
     def add(self, alert: Alert) -> None:
         try:
+            if self.lines is not None:
+                self.lines.write(alert)
+                return
             self.out.write(alert.to_json() + b"\n")
-            # A person is watching: show it now rather than at the next checkpoint.
+            # A person (or a pipe to one) may be watching: show it now rather than at the next checkpoint.
             self.out.flush()
-            if self.human is not None and alert.status == "open":
-                self.human.write(human_line(alert))
-                self.human.flush()
         except (OSError, ValueError) as exc:  # BrokenPipeError, or the stream was closed
             raise SinkError(f"{self.name}: cannot write alerts: {exc}") from exc
 

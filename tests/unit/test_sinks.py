@@ -4,6 +4,7 @@ server that fails on purpose, and SNS against moto (read back through a subscrib
 from __future__ import annotations
 
 import io
+import re
 import json
 import threading
 from collections.abc import Iterator
@@ -60,15 +61,40 @@ def value(m: Metrics, name: str, sink: str) -> float:
 
 
 # -- stdout and file ----------------------------------------------------------------------------
-def test_stdout_writes_one_json_line_per_alert_and_a_human_line() -> None:
-    out, human = io.BytesIO(), io.StringIO()
-    sink = StdoutSink(out, human)
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_stdout_writes_json_lines_when_not_a_terminal() -> None:
+    out, text = io.BytesIO(), io.StringIO()
+    sink = StdoutSink(out, text=text)
     sink.add(make_alert(1))
     sink.add(make_alert(1, status="update", count=10))
     lines = out.getvalue().splitlines()
     assert [orjson.loads(x)["status"] for x in lines] == ["open", "update"]
     assert "\x1b" not in out.getvalue().decode()  # attacker text is escaped
-    assert human.getvalue().count("\n") == 1 and "getobject_burst" in human.getvalue()
+    assert text.getvalue() == ""
+
+
+def test_stdout_on_a_terminal_is_one_readable_line_per_alert_and_update() -> None:
+    out, tty = io.BytesIO(), _Terminal()
+    sink = StdoutSink(out, text=tty)
+    sink.add(make_alert(1))
+    sink.add(make_alert(1, status="update", count=10))
+    assert out.getvalue() == b""  # no JSON on the terminal
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", tty.getvalue()).splitlines()  # colours aside
+    assert len(lines) == 2
+    opened, updated = lines
+    assert opened.startswith("HIGH   getobject_burst") and " open " in opened
+    assert "arn:aws:iam::111122223333:user/alice" in opened and "read 900 objects" in opened
+    assert "update (10 events)" in updated
+    assert "111122223333" in opened.rsplit("[", 1)[1]  # where: account (and region, time)
+    assert "\x1b[31m" not in tty.getvalue()  # the attacker's escape sequence stays escaped text
+    # --json keeps the JSON lines on a terminal
+    out, tty = io.BytesIO(), _Terminal()
+    StdoutSink(out, text=tty, format="json").add(make_alert(2))
+    assert orjson.loads(out.getvalue())["kind"] == "getobject_burst" and tty.getvalue() == ""
 
 
 def test_file_sink_appends_and_cuts_a_line_torn_by_a_crash(tmp_path: Path) -> None:
