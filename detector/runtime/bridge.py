@@ -516,5 +516,5 @@ def run_bridge(
         summary = asyncio.run(bridge_main(settings, make_source, metrics, health, inputs, max_seconds))
     finally:
         status.stop()
-    sys.stderr.write(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.write(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")  # summaries on stdout
     return 0
