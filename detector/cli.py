@@ -94,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         until=args.until,
         trees=args.trees,
         seed=args.seed,
-        progress=Progress.for_inputs(args.inputs, description="train: reading"),
+        progress=Progress.for_inputs(args.inputs, description="train: reading", alerts=False),
     )
     summary["artifact"] = str(artifact.path)
     summary["version"] = artifact.version

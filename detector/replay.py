@@ -102,8 +102,14 @@ class Progress:
     """
 
     def __init__(
-        self, enabled: bool | None = None, sizes: dict[str, int] | None = None, description: str = "replay"
+        self,
+        enabled: bool | None = None,
+        sizes: dict[str, int] | None = None,
+        description: str = "replay",
+        alerts: bool = True,
     ) -> None:
+        """``alerts=False`` leaves the alert count out (training runs no model: its rule alerts mean nothing)."""
+        self.alerts = alerts
         self.sizes = dict(sizes) if sizes is not None else None
         total = sum(self.sizes.values()) if self.sizes is not None else None
         self.bar = Bar(description, total, "bytes", enabled=enabled)
@@ -112,10 +118,12 @@ class Progress:
         self.done = 0
 
     @classmethod
-    def for_inputs(cls, specs: Iterable[str], enabled: bool | None = None, description: str = "replay") -> Progress:
+    def for_inputs(
+        cls, specs: Iterable[str], enabled: bool | None = None, description: str = "replay", alerts: bool = True
+    ) -> Progress:
         specs = list(specs)
         probe = Bar(description, None, "bytes", enabled=enabled)
-        return cls(probe.enabled, input_sizes(specs) if probe.enabled else None, description)
+        return cls(probe.enabled, input_sizes(specs) if probe.enabled else None, description, alerts)
 
     def update(self, summary: Summary, force: bool = False, position: str | None = None, nbytes: int = 0) -> None:
         if not self.enabled:
@@ -124,7 +132,7 @@ class Progress:
             self.done += self.sizes.pop(position, 0) if self.sizes is not None else nbytes
         alerts = sum(summary.alerts.values())
         rejected = sum(summary.rejected.values())
-        counts = f"{summary.events:,} events, {rejected:,} rejected, {alerts:,} alerts"
+        counts = f"{summary.events:,} events, {rejected:,} rejected" + (f", {alerts:,} alerts" if self.alerts else "")
         self.bar.update(self.done, description=f"{self.description}: {counts}")
         if force:
             self.bar.close()

@@ -106,3 +106,42 @@ def test_simulate_and_replay_show_progress_bars_with_total_and_eta(tmp_path: Pat
     done, size, eta = total[-1]
     assert done == size and eta == "0:00:00"  # the bar knew the total bytes from the start
     assert all(t[1] == size for t in total)
+
+
+def test_train_and_evaluate_show_progress_bars_too(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    simulate.write_archive(simulate.plan(days=3, seed=5, principals=20, test_days=1), out)
+    cfg = tmp_path / "quick.yaml"
+    cfg.write_text("detection: {defaults: {min_active_days: 1, min_age_hours: 12}}\n")  # two history days
+    meta = orjson.loads((out / "simulation.json").read_bytes())
+    args = ["train", str(out), "--out", str(tmp_path / "m"), "--until", meta["test_start_iso"], "--trees", "20"]
+    child = _spawn([*args, "--config", str(cfg)], tmp_path, 300)
+    child.expect(pexpect.EOF)
+    child.close()
+    text = _plain(child.before)
+    assert child.exitstatus == 0, text[-2000:]
+    assert re.search(r"train: reading: [\d,]+ events, 0 rejected ━.* ([\d.]+)/\1 MB eta 0:00:00", text), text[-2000:]
+    assert "fitting 20 trees per forest" in text
+    assert orjson.loads(text[text.index("{") :])["artifact"] == str(tmp_path / "m")
+
+    child = _spawn(["evaluate", str(out), "--model", str(tmp_path / "m")], tmp_path, 300)
+    child.expect(pexpect.EOF)
+    child.close()
+    text = _plain(child.before)
+    assert child.exitstatus == 0, text[-2000:]
+    assert re.search(r"evaluate: [\d,]+ events, 0 rejected, \d+ alerts .* ([\d.]+)/\1 MB eta 0:00:00", text)
+    assert "recall" in text  # the report follows, on stdout
+
+
+def test_no_terminal_no_bars(tmp_path: Path) -> None:
+    import subprocess
+
+    env = _env(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "simulate", str(tmp_path / "s"), "--days", "2", "--test-days", "1",
+         "--principals", "20"],
+        cwd=ROOT, env=env, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    assert proc.stderr == b""  # no bar, no escape codes: stderr is not a terminal
+    assert orjson.loads(proc.stdout)["events"] > 0  # the summary alone on stdout

@@ -4,8 +4,8 @@ server that fails on purpose, and SNS against moto (read back through a subscrib
 from __future__ import annotations
 
 import io
-import re
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
