@@ -166,7 +166,7 @@ def _alert_lines(args: argparse.Namespace) -> Any:
     from detector.terminal import AlertLines, is_terminal
 
     if args.alerts == "-" and not args.json and is_terminal(sys.stdout):
-        return AlertLines(sys.stdout)
+        return AlertLines()  # sys.stdout at each line: above the progress bar while it is drawn
     return None
 
 

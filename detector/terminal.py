@@ -64,9 +64,13 @@ def alert_text(alert: Alert) -> Any:
 
 
 class AlertLines:
-    """Alert lines on a terminal stream (stdout), one per alert and per update."""
+    """Alert lines on a terminal stream, one per alert and per update.
 
-    def __init__(self, stream: IO[str]) -> None:
+    ``stream=None`` is ``sys.stdout`` as it is at each line, so while a progress bar is drawn
+    (it takes over ``sys.stdout``) the lines print above the bar instead of through it.
+    """
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
         from rich.console import Console
 
         self.console = Console(file=stream, highlight=False, soft_wrap=True)
@@ -206,7 +210,13 @@ class Bar:
             TextColumn("elapsed"),
             TimeElapsedColumn(),
         ]
-        self._progress = Progress(*columns, console=Console(file=self.stream), redirect_stderr=False)
+        # While drawn, a terminal stdout (replay's alert lines) prints above the bar; a piped one is left alone.
+        self._progress = Progress(
+            *columns,
+            console=Console(file=self.stream),
+            redirect_stdout=is_terminal(sys.stdout),
+            redirect_stderr=False,
+        )
         self._progress.start()
         self._task = self._progress.add_task(self.description, total=self.total)
 
