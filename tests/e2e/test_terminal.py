@@ -145,3 +145,20 @@ def test_no_terminal_no_bars(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert proc.stderr == b""  # no bar, no escape codes: stderr is not a terminal
     assert orjson.loads(proc.stdout)["events"] > 0  # the summary alone on stdout
+
+
+def test_replay_to_a_terminal_prints_alert_lines_above_its_bar(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    simulate.write_archive(simulate.plan(days=3, seed=5, principals=20, test_days=1), out)
+    child = _spawn(["replay", str(out)], tmp_path, 300)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    raw = child.before.decode(errors="replace")
+    assert '"alert_id"' not in raw  # lines, not JSON, on a terminal
+    lines = [line for line in _plain(child.before).splitlines() if line.strip()]
+    alerts = [line for line in lines if re.match(rf"{SEVERITY} +[a-z_]+ +(open|update)", line)]
+    assert alerts and all(" arn:aws:" in line for line in alerts)
+    bar = [i for i, line in enumerate(lines) if line.startswith("replay: ")]
+    assert bar and max(i for i, line in enumerate(lines) if line in alerts) < bar[-1]  # the bar stays last
+    assert re.search(r"([\d.]+)/\1 MB eta 0:00:00", lines[bar[-1]])
