@@ -170,18 +170,23 @@ def run_replay(
         if on_alerts is not None and result.alerts:
             on_alerts(result.alerts)
 
-    for data, position, source in inputs:
-        events = ingest.blob(data, position, source)
-        pending.extend(reorder.push(events))
-        while len(pending) >= batch_size:
-            run_batch(pending[:batch_size])
-            del pending[:batch_size]
-        summary.seconds = time.perf_counter() - started
-        summary.records = ingest.records
-        summary.events = ingest.events
+    try:
+        for data, position, source in inputs:
+            events = ingest.blob(data, position, source)
+            pending.extend(reorder.push(events))
+            while len(pending) >= batch_size:
+                run_batch(pending[:batch_size])
+                del pending[:batch_size]
+            summary.seconds = time.perf_counter() - started
+            summary.records = ingest.records
+            summary.events = ingest.events
+            if progress is not None:
+                summary.rejected = ingest.rejected
+                progress.update(summary, position=position, nbytes=len(data))
+    except BaseException:  # a source error (or Ctrl-C) mid-way: the bar gives the terminal back, then it goes on up
         if progress is not None:
-            summary.rejected = ingest.rejected
-            progress.update(summary, position=position, nbytes=len(data))
+            progress.bar.close()
+        raise
     pending.extend(reorder.flush())
     for i in range(0, len(pending), batch_size):
         run_batch(pending[i : i + batch_size])

@@ -20,7 +20,8 @@ def test_a_second_lock_on_one_state_dir_names_the_holder(tmp_path: Path) -> None
         assert held.path.read_text().strip() == str(os.getpid())
         with pytest.raises(InUseError, match=rf"in use by another detector run \(pid {os.getpid()}\)"):
             StateDirLock(tmp_path / "state").acquire()
-        StateDirLock(tmp_path / "other").acquire()  # another directory is free
+        with StateDirLock(tmp_path / "other"):  # another directory is free
+            pass
     with StateDirLock(tmp_path / "state"):  # released on exit: the next run takes it
         pass
 
