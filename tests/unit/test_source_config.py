@@ -171,3 +171,11 @@ def test_a_complete_source_is_ok(
     cfg = _config(tmp_path, source)
     assert cli.main(["config", "check", str(cfg)]) == 0
     assert capsys.readouterr().out == f"{cfg}: ok\n"
+
+
+def test_bridge_refuses_a_source_without_region_in_one_line(
+    tmp_path: Path, no_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _config(tmp_path, "{kind: kinesis, stream: s1}")
+    assert cli.main(["bridge", "--config", str(cfg), "--max-seconds", "1"]) == 3
+    assert "set source.region" in _one_line(capsys.readouterr().err)
