@@ -572,7 +572,7 @@ class Runtime:
         self.config_watch.check(now)
         if self.model_watch is not None:
             self.model_watch.check(now)
-        if self.status is not None and not self.status.stopped:
+        if self.status is not None and self.status.enabled and not self.status.stopped:
             self.status.update(self._status_text())
         if self.health is not None:
             self.health.tick()
