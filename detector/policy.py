@@ -158,8 +158,7 @@ def rule_findings(
                     th.new_bucket_drain_objects,
                     ("new_bucket_reads", *(["hour_rarity"] if rare_hour else []), *novelty),
                     f"read {obs.bucket_get1h:.0f} objects within the hour from s3://{ev.bucket}, first read "
-                    f"{_ago(obs.bucket_age_s)}"
-                    + (", in an hour it is rarely active in" if rare_hour else ""),
+                    f"{_ago(obs.bucket_age_s)}" + (", in an hour it is rarely active in" if rare_hour else ""),
                 )
             )
     elif ev.is_delete:

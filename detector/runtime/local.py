@@ -604,10 +604,8 @@ class Runtime:
             if warming
             else "watching for the first alert"
         )
-        return (
-            f"{phase}: {self.ingest.events:,} events, {len(self.detector.store):,} principals, "
-            f"event time {iso(newest)}"
-        )
+        counts = f"{self.ingest.events:,} events, {len(self.detector.store):,} principals"
+        return f"{phase}: {counts}, event time {iso(newest)}"
 
     def shutdown(self) -> bool:
         """Final flush + checkpoint; True when it was written. In-flight events go into it."""
