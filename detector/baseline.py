@@ -634,7 +634,14 @@ class Baseline:
         return 0.0
 
     def _bucket(self, ev: Event, t: float, dt: float, known: bool) -> tuple[float, float, float, float]:
-        """Per-bucket counters for the two most recent buckets, and the bucket's age."""
+        """Per-bucket counters for the two most recent buckets, and the bucket's age.
+
+        A bucket first read under a day ago keeps its slot against buckets long known: its age
+        lives only there, and a slow read of a new bucket between a person's usual reads of
+        two others must stay "a new bucket" for hours, not turn ordinary once evicted. A long
+        known bucket that finds both slots young gets no slot (its own counters read 0; the
+        principal's counters still see every read).
+        """
         h = _slot_hash(ev.bucket)
         slots, fl = self.slots, self.fl
         base = N_WIN + 2 * N_PEAKS + _SIZE_STATS
@@ -649,7 +656,14 @@ class Baseline:
         elif slots[2] == h:
             j = 1
         else:
-            j = 0 if fl[base + 2] <= fl[base + 5] else 1  # evict the slot with fewer reads this hour
+            young0 = slots[1] != 0 and t - slots[1] < _DAY
+            young1 = slots[3] != 0 and t - slots[3] < _DAY
+            if young0 != young1:
+                j = 1 if young0 else 0  # keep the young bucket's age
+            else:
+                if young0 and (known or self.total == 0):
+                    return 0.0, 0.0, 0.0, _INF
+                j = 0 if fl[base + 2] <= fl[base + 5] else 1  # evict the slot with fewer reads this hour
             slots[2 * j] = h
             # A bucket the filter already knew was first read before the slot existed.
             slots[2 * j + 1] = 0 if known or self.total == 0 else int(t)

@@ -171,6 +171,25 @@ def test_recent_bucket_tracks_a_bucket_first_read_recently() -> None:
     assert obs.bucket_age_s < 3600 and obs.bucket_get1h > 20
 
 
+def test_a_new_bucket_read_slowly_between_reads_of_two_usual_ones_stays_new_for_hours() -> None:
+    b = Baseline()
+    for i in range(200):  # two buckets read for days
+        b.observe(get_object(("reports", "exports")[i % 2], f"a{i}", T0 + i * 1800))
+    t = T0 + 200 * 1800 + 600
+    ages = []
+    for i in range(120):  # then a bucket never read before, one object every few minutes for 6 h...
+        t += 180
+        if i % 2:  # ...between the usual reads of both usual buckets
+            b.observe(get_object("reports", f"r{i}", t))
+            b.observe(get_object("exports", f"e{i}", t + 1))
+        obs = b.observe(get_object("payroll", f"p{i}", t + 2))
+        ages.append(obs.bucket_age_s)
+    assert ages[0] < 60 and all(a < 6.5 * HOUR for a in ages)  # never "long known" on the way
+    assert obs.bucket_get1h > 15
+    # and the usual buckets are still usual
+    assert b.observe(get_object("reports", "last", t + 5)).bucket_age_s == math.inf
+
+
 def test_parsers_for_user_agents_and_prefixes() -> None:
     assert ua_family("aws-cli/1.16.19 Python/2.7.10 Darwin/17.7.0 botocore/1.12.9") == "aws-cli/1 darwin"
     assert ua_family("[aws-cli/1.18.136 Python/3.8.5 Darwin/19.5.0]") == "aws-cli/1 darwin"
