@@ -117,6 +117,27 @@ def test_item3_empty_identity_and_null_type_do_not_share_a_principal(order: tupl
         assert events[0].principal == got[name]
 
 
+@pytest.mark.parametrize("field", ["type", "accountId", "principalId", "userName", "arn"])
+@pytest.mark.parametrize("order", [(1, True, 1.0), (1.0, 1, True), (True, 1.0, 1)])
+def test_item3_equal_json_values_of_different_types_do_not_share_a_principal(
+    field: str, order: tuple[object, ...]
+) -> None:
+    # 1, true and 1.0 are one dict key, but principal_of reads them as "1", "True" and "1.0"
+    from detector.principal import principal_of
+
+    for reader in ("decode", "typed"):
+        event_module._principals.clear()
+        for value in order:
+            raw = make_event(1, userIdentity={field: value})
+            want = principal_of(raw).key
+            if reader == "decode":
+                got = principal_of_raw(raw).key
+            else:
+                fast, _ = typed.read(orjson.dumps({"Records": [raw]}))
+                got = (fast[0] if fast else Event.of(raw)).principal.key
+            assert got == want, (reader, field, order, value)
+
+
 # --- item 4: integers past 64 bits ------------------------------------------------------------
 
 
@@ -664,10 +685,33 @@ def _cached_chars() -> int:
         for value in vars(module).values():
             if type(value) is not dict:
                 continue
-            for key in value:
-                parts = key if type(key) is tuple else (key,)
-                total += sum(len(p) for p in parts if type(p) is str)
+            total += sum(_chars(key) for key in value)
     return total
+
+
+def _chars(key: object) -> int:
+    """Characters of the strings in a cache key, nested tuples included (the typed reader's keys)."""
+    if type(key) is str:
+        return len(key)
+    if type(key) is tuple:
+        return sum(_chars(part) for part in key)
+    return 0
+
+
+def test_item8_a_forged_20kb_arn_is_not_kept_in_the_principal_memo_by_either_reader() -> None:
+    records = [
+        make_event(
+            i, userIdentity={"type": "IAMUser", "accountId": "1", "arn": "arn:aws:iam::1:user/" + "x" * 20_000 + str(i)}
+        )
+        for i in range(200)
+    ]
+    blob = orjson.dumps({"Records": records})
+    for read in (lambda: typed.read(blob)[0], lambda: [Event.of(r) for r in decode(blob, "b").events]):
+        event_module._principals.clear()
+        events = read()
+        assert events is not None and len({ev.principal.key for ev in events}) == 200
+        assert all(len(ev.principal.key) <= 1024 for ev in events)
+        assert sum(_chars(key) for key in event_module._principals) < 200 * 2_000  # 4 MB before the fix
 
 
 def test_item8_forged_20kb_field_values_are_capped_before_any_cache_keys_on_them(tmp_path: Path) -> None:
