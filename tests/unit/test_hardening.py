@@ -622,6 +622,48 @@ def test_item7_an_error_of_the_whole_bucket_still_stops_the_source() -> None:
         source.stop()
 
 
+def test_s3_kill_9_a_restart_does_not_reread_files_of_a_quiet_partition_it_already_returned() -> None:
+    # The S3 kill -9 probe (bench/probes/s3_follow.py) double-counted an event: on restart each
+    # partition re-lists RELIST_MARGIN_S behind its own last key, and eventID dedup only spans
+    # the last hour of event time, so a quiet region's last files (hours old) were counted again.
+    keys = [_trail_key("111122223333", m) for m in (1, 2, 3)]
+    client = _FakeS3({k: _archive([make_event(i)]) for i, k in enumerate(keys)})
+
+    def source() -> S3Source:
+        return S3Source(
+            "trail",
+            accounts=("111122223333",),
+            regions=("us-east-1",),
+            start="TRIM_HORIZON",
+            follow=False,
+            client=client,
+        )
+
+    first = source()
+    first.start({})
+    try:
+        assert len(_drain(first, Ingest(), lambda evs: False)) == 3
+        positions = first.positions()
+    finally:
+        first.stop()
+    again = source()
+    again.start(positions)
+    try:
+        assert _drain(again, Ingest(), lambda evs: False) == []
+    finally:
+        again.stop()
+    # a file that lands late, behind the last key read, is still read after a restart
+    late = keys[1].replace("_x2.json.gz", "_a2.json.gz")
+    assert late < keys[2]
+    client.objects[late] = _archive([make_event(9)])
+    resumed = source()
+    resumed.start(positions)
+    try:
+        assert [ev.event_id for ev in _drain(resumed, Ingest(), lambda evs: False)] == [make_event(9)["eventID"]]
+    finally:
+        resumed.stop()
+
+
 def test_item5_a_new_account_prefix_is_read_at_the_listing_cadence() -> None:
     first = _trail_key("111122223333", 1)
     client = _FakeS3({first: _archive([make_event(1)])})
