@@ -276,6 +276,67 @@ def test_item10_crafted_artifacts_exit_2_with_one_line_never_a_crash_or_hang(tmp
     assert proc.stderr.count(b"\n") == 1 and proc.stderr.startswith(b"detector: model error:")
 
 
+def _manifest_bytes(text: bytes) -> Any:
+    return lambda out: (out / MANIFEST).write_bytes(text)
+
+
+def _manifest_field(**edits: Any) -> Any:
+    def craft(out: Path) -> None:
+        manifest = json.loads((out / MANIFEST).read_text())
+        manifest.update(edits)
+        (out / MANIFEST).write_text(json.dumps(manifest))
+
+    return craft
+
+
+MANIFEST_CRAFTS = {
+    "deep_nesting": _manifest_bytes(b"[" * 100_000 + b"]" * 100_000),
+    "deep_nesting_in_a_field": _manifest_bytes(b'{"format": 2, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    "trained_at_text": _manifest_field(trained_at="yesterday"),
+    "trained_at_list": _manifest_field(trained_at=[1]),
+    "trained_at_nan": _manifest_field(trained_at=float("nan")),
+    "trained_at_huge_int": _manifest_field(trained_at=10**400),
+    "version_object": _manifest_field(version={"a": [1, 2]}),
+    "version_megabyte": _manifest_field(version="v" * 500_000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST_CRAFTS))
+def test_item10_a_crafted_manifest_is_a_model_error_not_a_crash(tmp_path: Path, name: str) -> None:
+    # the artifacts probe (bench/probes/artifacts.py): a deeply nested manifest raised RecursionError
+    # (a traceback at start-up, and `run` died on hot reload, with DETECTOR_MODEL_KEY set too: the
+    # manifest is parsed before its signature is checked); a text trained_at loaded, then crashed
+    # `run` where it became a metric
+    out = _artifact(tmp_path)
+    MANIFEST_CRAFTS[name](out)
+    for key in (None, b"some key"):
+        with pytest.raises(ModelError, match="manifest"):
+            ModelArtifact.load(out, key=key)
+
+
+def test_item10_hot_reload_of_a_crafted_manifest_keeps_the_running_model(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from detector.runtime.local import ModelWatch
+
+    out = _artifact(tmp_path)
+    running = ModelArtifact.load(out)
+    loaded: list[ModelArtifact] = []
+    detector = SimpleNamespace(settings=SimpleNamespace(require_signature=False), set_model=loaded.append)
+    metrics = Metrics.create(CollectorRegistry())
+    watch = ModelWatch(out, detector, metrics, interval_s=0.0)  # type: ignore[arg-type]
+    for i, name in enumerate(sorted(MANIFEST_CRAFTS)):
+        shutil.copy(DEFAULT_MODEL / MANIFEST, out / MANIFEST)
+        MANIFEST_CRAFTS[name](out)
+        os.utime(out / MANIFEST, ns=(i * 10**9, i * 10**9))  # a new stamp each time
+        watch.check(float(i + 1))
+        assert loaded == [], name
+    assert metrics.model_reloads.labels("rejected")._value.get() == len(MANIFEST_CRAFTS)
+    shutil.copy(DEFAULT_MODEL / MANIFEST, out / MANIFEST)  # a good one still loads afterwards
+    watch.check(100.0)
+    assert len(loaded) == 1 and loaded[0].version == running.version
+
+
 def test_item10_the_shipped_model_passes_every_check() -> None:
     model = ModelArtifact.load(DEFAULT_MODEL)
     assert set(model.groups) >= {"all"} and all(m.forest.roots.size > 1 for m in model.groups["all"].members)
