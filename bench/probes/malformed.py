@@ -310,9 +310,18 @@ metrics: {{port: 0}}
 
 
 def rss_item8(tmp: Path, n: int = 20_000, per_file: int = 500) -> dict[str, Any]:
+    """Peak RSS of a replay (default model) of ``n`` events: short values (40 principals), short
+    values with one principal per event, 20 kB eventName / bucket / IP, and those plus a 20 kB
+    user ARN (one principal per event); every long value distinct."""
     out: dict[str, Any] = {}
     rng = random.Random(8)
-    for label, width in (("short", 0), ("20kB", 20_000)):
+    variants = (
+        ("short", 0, False),
+        ("short+distinct_arn", 0, True),
+        ("20kB", 20_000, False),
+        ("20kB+arn", 20_000, True),
+    )
+    for label, width, arn in variants:
         d = tmp / f"rss-{label}"
         d.mkdir()
         for f in range(n // per_file):
@@ -323,8 +332,10 @@ def rss_item8(tmp: Path, n: int = 20_000, per_file: int = 500) -> dict[str, Any]
                 ev["eventName"] = ("x" * width + str(i)) if width else "GetObject"
                 ev["sourceIPAddress"] = ("y" * width + str(i)) if width else f"10.0.{i % 200}.{i % 250}"
                 ev["requestParameters"]["bucketName"] = ("z" * width + str(i)) if width else f"bucket-{i % 30}"
+                if arn:  # one principal per event
+                    ev["userIdentity"]["arn"] = "arn:aws:iam::111122223333:user/" + "u" * width + str(i)
                 records.append(ev)
-            (d / f"part-{f:03d}.json.gz").write_bytes(gzip.compress(orjson.dumps({"Records": records}), 1))
+            (d / f"part-{f:03d}.json.gz").write_bytes(gzip.compress(text_of_all(records), 1))
         code, _, err, rss, seconds = peak_rss_mb(
             [
                 sys.executable,
@@ -348,19 +359,28 @@ def rss_item8(tmp: Path, n: int = 20_000, per_file: int = 500) -> dict[str, Any]
     return out
 
 
+def text_of_all(records: list[dict[str, Any]]) -> bytes:
+    return b'{"Records":[' + b",".join(text(r) for r in records) + b"]}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-kinesis", action="store_true")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--rss-only", action="store_true", help="only item 8's peak RSS")
+    ap.add_argument("--rss-events", type=int, default=20_000)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="probe-malformed-"))
+    if args.rss_only:
+        print(orjson.dumps({"item8_rss": rss_item8(tmp, args.rss_events), "workdir": str(tmp)}).decode())
+        return 0
     blobs, expected, n_valid = corpus(random.Random(args.seed))
     report: dict[str, Any] = {"expected_by_reason": dict(expected), "replay": replay(tmp, blobs, expected, n_valid)}
     if not args.skip_kinesis:
         report["kinesis"] = kinesis(tmp, blobs, expected, n_valid)
     if not args.skip_rss:
-        report["item8_rss"] = rss_item8(tmp)
+        report["item8_rss"] = rss_item8(tmp, args.rss_events)
     report["workdir"] = str(tmp)
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     ok = all(
