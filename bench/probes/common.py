@@ -47,14 +47,17 @@ def env() -> dict[str, str]:
     return clean
 
 
-def archive(out: Path, days: int = 5, seed: int = 5, principals: int = 30) -> tuple[Path, int]:
-    """A simulated CloudTrail archive (AWSLogs/...) with a few rule-firing attacks; (root, events)."""
+def archive(
+    out: Path, days: int = 5, seed: int = 5, principals: int = 30, all_scenarios: bool = False
+) -> tuple[Path, int]:
+    """A simulated CloudTrail archive (AWSLogs/...) with a few rule-firing attacks (or the whole
+    catalogue); (root, events)."""
     plan = simulate.plan(
         days=days,
         seed=seed,
         test_days=1,
         principals=principals,
-        scenarios=["privilege_escalation", "sensitive_config_change"],
+        scenarios=None if all_scenarios else ["privilege_escalation", "sensitive_config_change"],
     )
     summary = simulate.write_archive(plan, out)
     return out / "AWSLogs", int(summary["events"])

@@ -123,11 +123,12 @@ def main() -> int:
     ap.add_argument("--poll", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--model", default="", help="model artifact (default: none, rules only)")
+    ap.add_argument("--all-scenarios", action="store_true", help="every attack scenario (more alerts)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     tmp = Path(tempfile.mkdtemp(prefix="probe-s3-"))
-    root, n_events = common.archive(tmp / "archive", days=args.days)
+    root, n_events = common.archive(tmp / "archive", days=args.days, all_scenarios=args.all_scenarios)
     files = keys_of(root)
     last = last_keys(files)
     report: dict[str, Any] = {"seed": seed, "events": n_events, "files": len(files), "partitions": len(last)}
