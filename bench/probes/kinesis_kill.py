@@ -1,7 +1,7 @@
 """Issue 12, crash consistency on Kinesis: SIGKILL ``detector run`` at random points and compare
 with an uninterrupted run of the same stream.
 
-The stream (kinesalite on 127.0.0.1, 2 shards) holds a simulated archive's events packed as
+The stream (kinesalite, or ``--emulator moto``, on 127.0.0.1; 2 shards) holds a simulated archive's events packed as
 Kinesis producers do: single raw events, EventBridge envelopes, CloudWatch Logs subscription
 payloads (gzip, and gzip+base64) of 1-20 events, and CloudWatch Logs control messages. Both runs
 read it from TRIM_HORIZON with the rules only (no model); each is finished when its checkpoint
@@ -29,7 +29,7 @@ import boto3
 import orjson
 
 from bench.probes import common
-from tests.services import start_kinesalite
+from tests.services import start_kinesalite, start_moto
 
 
 def pack(events: list[dict[str, Any]], rng: random.Random) -> list[bytes]:
@@ -150,6 +150,7 @@ def main() -> int:
     ap.add_argument("--kills", type=int, default=4)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("--emulator", choices=("kinesalite", "moto"), default="kinesalite")
     ap.add_argument("--max-hold-s", type=float, default=0.02, help="source.max_hold_s (the default 0.02)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -160,7 +161,9 @@ def main() -> int:
     assert len(events) == n_events
     records = pack(events, rng)
 
-    service = start_kinesalite(log_dir=tmp)
+    # kinesalite dies when a client's request is cut mid-body (its ECONNRESET is unhandled), which
+    # a SIGKILL during GetRecords can do; moto's Kinesis does not
+    service = (start_moto if args.emulator == "moto" else start_kinesalite)(log_dir=tmp)
     try:
         client = boto3.client("kinesis", endpoint_url=service.endpoint, region_name="us-east-1", **_keys())
         stream = "probe-trail"
@@ -202,6 +205,7 @@ def main() -> int:
     dup = sum(n - 1 for n in common.deliveries(tmp / "crashy" / "alerts.jsonl").values() if n > 1)
     report = {
         "seed": seed,
+        "emulator": args.emulator,
         "shards": args.shards,
         "max_hold_s": args.max_hold_s,
         "events_put": n_events,
