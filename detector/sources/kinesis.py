@@ -237,10 +237,9 @@ class KinesisSource:
         """Append records to ``out`` oldest arrival first, as far as no shard behind could precede them."""
         with self._lock:
             shards = [s for s in self._shards.values() if s.queue is not None and not s.finished]
-        for shard in shards:
-            self._take(shard)
         while len(out) < max_records:
             for shard in shards:
+                self._take(shard)
                 if not shard.head and shard.state == "drained" and shard.queue is not None and shard.queue.empty():
                     if not shard.finished:  # a drained shard: everything it had is now returned
                         shard.finished = True
@@ -266,9 +265,14 @@ class KinesisSource:
                 self._positions[shard.shard_id] = out[-1].cursor[1]
 
     def _take(self, shard: Shard) -> None:
-        """Move what ``shard``'s reader handed over into its head (the drained marker sets state)."""
+        """Refill ``shard``'s empty head with the next batch its reader handed over.
+
+        One batch at a time: while the merge waits for another shard, this one's reader blocks
+        on its full queue instead of its whole backlog piling up here. (The drained marker is
+        dropped; the reader sets ``state`` after queueing it.)
+        """
         assert shard.queue is not None
-        while True:
+        while not shard.head:
             try:
                 item = shard.queue.get_nowait()
             except queue.Empty:
@@ -368,7 +372,9 @@ class KinesisSource:
             if any(self._shards[p].state not in ("drained", "skipped") for p in shard.parents if p in self._shards):
                 continue
             shard.state = "reading"
-            shard.queue = queue.Queue(maxsize=self.max_queued_calls)
+            # the bound on calls held is shared out: the merge needs a batch of every shard at once
+            open_shards = sum(s.state in ("waiting", "reading") for s in self._shards.values())
+            shard.queue = queue.Queue(maxsize=max(1, self.max_queued_calls // max(1, open_shards)))
             shard.heard = time.monotonic()
             t = threading.Thread(target=self._read_shard, args=(shard,), name=f"kinesis-{shard.shard_id}", daemon=True)
             self._threads[shard.shard_id] = t

@@ -204,3 +204,26 @@ def test_kinesis_kill_9_shards_are_merged_in_arrival_order_while_catching_up() -
         src.stop()
     assert [int(r.cursor[1]) for r in got] == list(range(1, 13))
     assert src.positions() == {"shardId-000000000000": "000011", "shardId-000000000001": "000012"}
+
+
+def test_kinesis_a_shard_waited_for_does_not_let_the_others_backlog_pile_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # while the merge waits for the slow shard, the fast one's reader must block on its own
+    # bounded queue, not hand its whole backlog over to be held in memory
+    from detector.sources import kinesis
+
+    monkeypatch.setattr(kinesis, "MIN_CALL_INTERVAL_S", 0.0)  # the fast shard reads as fast as it can
+    pages = {"shardId-000000000000": [[2 * i + 1] for i in range(200)], "shardId-000000000001": [[2], [4]]}
+    client = _TwoShards(pages, slow_s=1.5)
+    src = KinesisSource(
+        STREAM, client=client, start="TRIM_HORIZON", poll_interval_s=0.05, shard_refresh_s=60, max_queued_calls=8
+    )
+    src.start({})
+    try:
+        first = drain(src, 1, timeout_s=1.0)  # shard 1 has not answered yet: nothing may come
+        held = sum(len(s.head) + s.queue.qsize() for s in src._shards.values() if s.queue is not None)
+        got = first + drain(src, 3, timeout_s=10)
+    finally:
+        src.stop()
+    assert first == []
+    assert held <= 8 + 2  # its queue's share of max_queued_calls and one batch in hand, not 200
+    assert [int(r.cursor[1]) for r in got[:3]] == [1, 2, 3]
