@@ -31,7 +31,15 @@ from numpy.lib import format as npy_format
 
 from detector.errors import ModelError
 
-__all__ = ["MAX_ARRAY_BYTES", "MAX_FILE_BYTES", "check_npz", "check_trees", "open_directory", "open_regular"]
+__all__ = [
+    "MAX_ARRAY_BYTES",
+    "MAX_FILE_BYTES",
+    "check_manifest",
+    "check_npz",
+    "check_trees",
+    "open_directory",
+    "open_regular",
+]
 
 MAX_FILE_BYTES = 1 << 30
 """A file of an artifact larger than this is refused unread (the default model is ~1 MB)."""
@@ -44,6 +52,8 @@ MAX_ARRAY_BYTES = 1 << 30
 """
 
 _NUMERIC_KINDS = frozenset("biuf")
+MAX_VERSION_CHARS = 256
+"""A model version is a name (``default-20261207T132927Z``); it becomes a log field and a metric label."""
 
 
 def open_directory(path: str) -> int:
@@ -171,3 +181,19 @@ def check_trees(left: np.ndarray, right: np.ndarray, roots: np.ndarray, max_dept
         frontier = np.concatenate([left[frontier], right[frontier]])
     if np.any(~leaf[frontier]):
         raise ModelError(f"{where}: a tree is deeper than its stated max depth {max_depth}")
+
+
+def check_manifest(manifest: object, where: str) -> None:
+    """Refuse a manifest whose top-level fields the runtime uses as they are would break it.
+
+    ``version`` (a log field and metric label) must be a short string and ``trained_at`` (a
+    gauge) a finite number, when present; everything else is checked where it is read.
+    """
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{where}: manifest is not a JSON object")
+    version = manifest.get("version")
+    if version is not None and (type(version) is not str or len(version) > MAX_VERSION_CHARS):
+        raise ModelError(f"{where}: manifest version is not a string of at most {MAX_VERSION_CHARS} characters")
+    trained_at = manifest.get("trained_at")
+    if trained_at is not None and (type(trained_at) not in (int, float) or not -1e12 < trained_at < 1e12):
+        raise ModelError(f"{where}: manifest trained_at is not a plausible number of Unix seconds")

@@ -202,6 +202,8 @@ class Decoded:
         self.aside.extend(other.aside)
         for key, count in other.skipped.items():
             self.skipped[key] = self.skipped.get(key, 0) + count
+        for key, count in other.more_rejected.items():
+            self.more_rejected[key] = self.more_rejected.get(key, 0) + count
 
 
 def parse_event_time(value: str) -> float:
@@ -411,7 +413,7 @@ def _mark_nonfinite(data: bytes) -> tuple[bytes, re.Pattern[bytes] | None, list[
         if token is None:
             return match.group(0)  # a string: kept as it is
         tokens.append(token)
-        return b'"<nonfinite-' + nonce + b"-%d>\"" % (len(tokens) - 1)
+        return b'"<nonfinite-' + nonce + b'-%d>"' % (len(tokens) - 1)
 
     marked = _STRING_OR_NONFINITE.sub(swap, data)
     if not tokens:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from msgspec import UNSET
+
 from detector.decode import parse_event_time
 from detector.memo import remember
 from detector.principal import MAX_UA, Principal, principal_of
@@ -66,7 +68,7 @@ def principal_of_raw(raw: dict[str, Any]) -> Principal:
     issuer = ctx.get("sessionIssuer") if isinstance(ctx, dict) else None
     key = (
         *[ui.get(name, _ABSENT) for name in _RAW_IDENTITY_KEYS],
-        bool(ui),  # {} and {"unknownKey": 1} read no known key, but only {} is anonymous
+        "identity" if ui else "empty",  # {} and {"unknownKey": 1} read no known key, but only {} is anonymous
         issuer.get("arn") if isinstance(issuer, dict) else None,
         raw.get("recipientAccountId"),
         raw.get("sourceIPAddress"),
@@ -99,7 +101,10 @@ def memo_principal(key: tuple[object, ...], event: Callable[[], dict[str, Any]])
     """``principal_of(event())``, memoised on ``key``: every value ``principal_of`` reads.
 
     The memo is bounded by count and, since a key holds raw identity strings, by their size:
-    a key with more than ``_MAX_MEMO_KEY_CHARS`` characters of strings is computed, not kept.
+    a key with more than ``_MAX_MEMO_KEY_CHARS`` characters of strings (nested tuples included)
+    is computed, not kept. So is a key holding anything but strings, null and absent markers:
+    ``1``, ``True`` and ``1.0`` are one dict key, but ``principal_of`` reads them as three
+    different callers, so keeping one would attribute the others by arrival order.
     """
     try:
         hit = _principals.get(key)
@@ -107,9 +112,26 @@ def memo_principal(key: tuple[object, ...], event: Callable[[], dict[str, Any]])
         return _attributed(event())
     if hit is None:
         hit = _attributed(event())
-        if sum(len(v) for v in key if type(v) is str) <= _MAX_MEMO_KEY_CHARS:
+        size = _memo_chars(key)
+        if size is not None and size <= _MAX_MEMO_KEY_CHARS:
             remember(_principals, key, hit, 100_000)
     return hit
+
+
+def _memo_chars(key: tuple[object, ...]) -> int | None:
+    """Characters of the strings in ``key``, or None if it holds a value no memo key may hold."""
+    chars = 0
+    for value in key:
+        if type(value) is str:
+            chars += len(value)
+        elif type(value) is tuple:
+            inner = _memo_chars(value)
+            if inner is None:
+                return None
+            chars += inner
+        elif value is not None and value is not _ABSENT and value is not UNSET:
+            return None
+    return chars
 
 
 @dataclass(slots=True)

@@ -497,10 +497,9 @@ class ModelArtifact:
             raise ModelError(f"{path}: not a model artifact (no {MANIFEST}); train one with `detector train`") from exc
         except ModelError:
             raise
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{mpath}: unreadable manifest: {exc}") from exc
-        if not isinstance(manifest, dict):
-            raise ModelError(f"{mpath}: manifest is not a JSON object")
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nesting past the parser's depth
+            raise ModelError(f"{mpath}: unreadable manifest: {str(exc)[:200]}") from exc
+        artifact_checks.check_manifest(manifest, str(mpath))
         if key is not None:
             sig = manifest.get("signature")
             unsigned = {k: v for k, v in manifest.items() if k != "signature"}

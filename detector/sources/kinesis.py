@@ -2,7 +2,12 @@
 
 One reader thread per shard calls GetRecords at most 5 times a second (the per-shard limit)
 and at most ``limit`` (<= 10,000) records a call, and hands the records to the runtime through
-a bounded queue, so a slow pipeline slows the readers instead of growing memory. Per shard:
+a bounded queue of its own, so a slow pipeline slows the readers instead of growing memory.
+``poll`` merges the shards in ``ApproximateArrivalTimestamp`` order, and while a shard is behind
+(``MillisBehindLatest`` > 0, or not read yet) it waits for that shard's next records rather than
+run ahead of it: catching up on a backlog, one shard's records would otherwise be scored hours
+before the other's, in an order that depends on thread timing (and so differs after a restart),
+with the slower shard's events all late. Per shard:
 
 * ``ProvisionedThroughputExceededException`` (and other throttling codes) -> exponential
   back-off with full jitter for that shard only;
@@ -30,6 +35,7 @@ import queue
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,13 +43,16 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from detector.errors import SourceError
 from detector.metrics import Metrics
-from detector.sources.base import Record, drain, put
+from detector.sources.base import Record, put
 from detector.sources.s3 import explain_client_error
 
 log = logging.getLogger(__name__)
 
 END = "END"
 MIN_CALL_INTERVAL_S = 0.2  # GetRecords: 5 calls per second per shard
+# poll waits for a shard that is behind only this long after its last answer: a shard that is
+# throttled or failing for longer must not stop the others (its records then come late).
+MERGE_WAIT_S = 10.0
 THROTTLED = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -92,6 +101,13 @@ class Shard:
     closed: bool  # has an EndingSequenceNumber
     state: str = "waiting"  # waiting -> reading -> drained (or skipped)
     start: dict[str, Any] = field(default_factory=dict)  # GetShardIterator arguments to begin with
+    # The reader's hand-over (GetRecords results, then the shard id once drained) and, on the
+    # poll side, what was taken from it but not returned yet: (arrival timestamp, record).
+    queue: queue.Queue[list[tuple[float, Record]] | str] | None = None
+    head: deque[tuple[float, Record]] = field(default_factory=deque)
+    behind: bool = True  # the last GetRecords said MillisBehindLatest > 0 (or none came yet)
+    heard: float = 0.0  # monotonic time of the reader's start or its last GetRecords answer
+    finished: bool = False  # poll returned everything up to the drained marker
 
 
 class Backoff:
@@ -149,7 +165,8 @@ class KinesisSource:
         self.metrics = metrics
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
-        self._queue: queue.Queue[list[Record] | str] = queue.Queue(maxsize=max_queued_calls)
+        self.max_queued_calls = max_queued_calls
+        self._ready = threading.Event()  # a reader handed something over
         self._lock = threading.Lock()
         self._shards: dict[str, Shard] = {}
         self._threads: dict[str, threading.Thread] = {}
@@ -207,16 +224,61 @@ class KinesisSource:
         if self._fatal is not None:
             raise self._fatal
         out: list[Record] = []
-        for item in drain(self._queue, timeout_s, lambda: len(out) >= max_records):
-            if isinstance(item, str):  # a drained shard: everything it had is now returned
-                with self._lock:
-                    self._positions[item] = END
-            else:
-                out.extend(item)
-                if item:
-                    with self._lock:
-                        self._positions[item[-1].cursor[0]] = item[-1].cursor[1]
-        return out
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._ready.clear()
+            self._merge(out, max_records)
+            left = deadline - time.monotonic()
+            if out or left <= 0 or self._stop.is_set() or self._fatal is not None:
+                return out
+            self._ready.wait(min(left, 0.05))  # a shard we wait for may be throttled: look again soon
+
+    def _merge(self, out: list[Record], max_records: int) -> None:
+        """Append records to ``out`` oldest arrival first, as far as no shard behind could precede them."""
+        with self._lock:
+            shards = [s for s in self._shards.values() if s.queue is not None and not s.finished]
+        while len(out) < max_records:
+            for shard in shards:
+                self._take(shard)
+                if not shard.head and shard.state == "drained" and shard.queue is not None and shard.queue.empty():
+                    if not shard.finished:  # a drained shard: everything it had is now returned
+                        shard.finished = True
+                        with self._lock:
+                            self._positions[shard.shard_id] = END
+            now = time.monotonic()
+            if any(not s.head and s.behind and not s.finished and now - s.heard < MERGE_WAIT_S for s in shards):
+                return  # that shard's next records may have arrived before any we hold
+            ready = [s for s in shards if s.head]
+            if not ready:
+                return
+            shard = min(ready, key=lambda s: (s.head[0][0], s.shard_id))
+            while shard.head and len(out) < max_records:
+                _, record = shard.head.popleft()
+                out.append(record)
+                if (
+                    len(ready) > 1
+                    and shard.head
+                    and shard.head[0][0] > min(s.head[0][0] for s in ready if s is not shard)
+                ):
+                    break  # another shard's next record arrived earlier
+            with self._lock:
+                self._positions[shard.shard_id] = out[-1].cursor[1]
+
+    def _take(self, shard: Shard) -> None:
+        """Refill ``shard``'s empty head with the next batch its reader handed over.
+
+        One batch at a time: while the merge waits for another shard, this one's reader blocks
+        on its full queue instead of its whole backlog piling up here. (The drained marker is
+        dropped; the reader sets ``state`` after queueing it.)
+        """
+        assert shard.queue is not None
+        while not shard.head:
+            try:
+                item = shard.queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, list):
+                shard.head.extend(item)
 
     def positions(self) -> dict[str, str]:
         with self._lock:
@@ -228,15 +290,16 @@ class KinesisSource:
     def stop(self) -> None:
         self._stop.set()
         self._relist.set()
-        # Readers may be blocked on a full queue: drain it so they see the stop flag.
+        # Readers may be blocked on a full queue: drain theirs so they see the stop flag.
         deadline = time.monotonic() + 5.0
         threads = [*self._threads.values(), *([self._coordinator] if self._coordinator else [])]
+        with self._lock:
+            queues = [s.queue for s in self._shards.values() if s.queue is not None]
         for t in threads:
             while t.is_alive() and time.monotonic() < deadline:
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    pass
+                for q in queues:
+                    while not q.empty():
+                        q.get_nowait()
                 t.join(timeout=0.05)
 
     # -- shards -----------------------------------------------------------------------------------
@@ -309,6 +372,10 @@ class KinesisSource:
             if any(self._shards[p].state not in ("drained", "skipped") for p in shard.parents if p in self._shards):
                 continue
             shard.state = "reading"
+            # the bound on calls held is shared out: the merge needs a batch of every shard at once
+            open_shards = sum(s.state in ("waiting", "reading") for s in self._shards.values())
+            shard.queue = queue.Queue(maxsize=max(1, self.max_queued_calls // max(1, open_shards)))
+            shard.heard = time.monotonic()
             t = threading.Thread(target=self._read_shard, args=(shard,), name=f"kinesis-{shard.shard_id}", daemon=True)
             self._threads[shard.shard_id] = t
             t.start()
@@ -408,14 +475,17 @@ class KinesisSource:
                 continue
             backoff.reset()
             self._problem(sid, None)
-            now = time.monotonic()
+            now, wall = time.monotonic(), time.time()
             records = [
-                Record(
-                    data=r["Data"],
-                    position=f"kinesis:{self.stream}/{sid}:{r['SequenceNumber']}",
-                    source="kinesis",
-                    cursor=(sid, r["SequenceNumber"]),
-                    arrival=now,
+                (
+                    _arrived(r, wall),
+                    Record(
+                        data=r["Data"],
+                        position=f"kinesis:{self.stream}/{sid}:{r['SequenceNumber']}",
+                        source="kinesis",
+                        cursor=(sid, r["SequenceNumber"]),
+                        arrival=now,
+                    ),
                 )
                 for r in resp.get("Records", [])
             ]
@@ -423,9 +493,12 @@ class KinesisSource:
             if gauge is not None and behind is not None:
                 gauge.set(behind)
             if records:
-                last_seq = records[-1].cursor[1]
-                if not self._put(records):
+                last_seq = records[-1][1].cursor[1]
+                if not self._put(shard, records):
                     return
+            shard.behind = bool(behind) and resp.get("NextShardIterator") is not None  # after the hand-over
+            shard.heard = time.monotonic()
+            self._ready.set()
             iterator = resp.get("NextShardIterator")
             if iterator is None:
                 break
@@ -434,11 +507,13 @@ class KinesisSource:
         if self._stop.is_set():
             return
         # Drained: tell poll() (after this shard's last records) and let the children start.
-        if not self._put(sid):
+        if not self._put(shard, sid):
             return
         with self._lock:
             shard.state = "drained"
+            shard.behind = False
             self._schedule()
+        self._ready.set()
         if self.metrics is not None:
             try:
                 self.metrics.millis_behind_latest.remove(sid)
@@ -447,5 +522,12 @@ class KinesisSource:
         log.info("shard drained", extra={"event": "shard_drained", "shard": sid, "stream": self.stream})
         self._relist.set()
 
-    def _put(self, item: list[Record] | str) -> bool:
-        return put(self._queue, item, self._stop)
+    def _put(self, shard: Shard, item: list[tuple[float, Record]] | str) -> bool:
+        assert shard.queue is not None
+        return put(shard.queue, item, self._stop)
+
+
+def _arrived(record: dict[str, Any], default: float) -> float:
+    """A record's ``ApproximateArrivalTimestamp`` as Unix seconds (``default`` if it has none)."""
+    stamp = record.get("ApproximateArrivalTimestamp")
+    return stamp.timestamp() if isinstance(stamp, dt.datetime) else default

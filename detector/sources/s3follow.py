@@ -11,8 +11,9 @@ read with ``ListObjectsV2(StartAfter=<last key>)``:
   looked for every ``rediscover_s`` (0: at every listing, so a new partition's first file is
   read at the listing cadence, not minutes late). Files of one delivery minute can
   land out of key order, so each listing starts ``RELIST_MARGIN_S`` of delivery time before
-  the last key and skips the keys already read (a restart re-reads that margin; eventID dedup
-  drops the repeats);
+  the last key and skips the keys already read. The keys returned inside that margin are part of
+  the positions (``<partition>#read``), so a restart skips them too: eventID dedup spans only the
+  last hour of event time, and a quiet partition's last files can be hours older than that;
 * **GetObject errors** on one object (SlowDown, InternalError, a read timeout) are retried
   ``get_attempts`` times with back-off; then the object becomes an ``Unreadable`` record, which
   ``Ingest`` counts and dead-letters with its key and the reason, and the source goes on.
@@ -59,6 +60,7 @@ LATEST_LOOKBACK_S = 900
 KEYS_PER_ROUND = 200
 FETCH_WORKERS = 8
 QUEUE = "sqs"
+READ_SUFFIX = "#read"  # positions key: the keys of a partition returned inside the relist margin
 # GetObject errors that concern the whole source, not one object: retrying or dead-lettering
 # object after object would only lose them all.
 SOURCE_WIDE_CODES = frozenset(
@@ -116,6 +118,15 @@ def objects_in_message(body: str) -> list[tuple[str, str]]:
     return [(b, k) for b, k in out if is_trail_key(k)]
 
 
+def _read_keys(value: str) -> list[str]:
+    """The keys of a ``<partition>#read`` position (a JSON array); [] if it is not one."""
+    try:
+        keys = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return []
+    return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+
+
 class S3Source:
     """See the module docstring. ``live`` is False for a pure backfill (finite, batched by count)."""
 
@@ -171,6 +182,7 @@ class S3Source:
         self._positions: dict[str, str] = {}
         self._cursors: dict[str, str] = {}  # reader's own listing cursor per partition
         self._recent: dict[str, dict[str, float]] = {}  # partition -> keys read inside the margin
+        self._returned: dict[str, dict[str, float]] = {}  # partition -> keys poll returned inside the margin
         self._fatal: SourceError | None = None
         self._problem = ""
         self._done = False
@@ -199,8 +211,14 @@ class S3Source:
                 )
         except BotoCoreError as exc:  # NoRegionError: sources.preflight says it first, this is the backstop
             raise explain_client_error(exc, f"s3 source (bucket {self.bucket or '-'})") from exc
-        self._positions = {k: v for k, v in positions.items() if k != QUEUE}
+        self._positions = {k: v for k, v in positions.items() if k != QUEUE and not k.endswith(READ_SUFFIX)}
         self._cursors = dict(self._positions)
+        for name, value in positions.items():
+            if name.endswith(READ_SUFFIX) and name[: -len(READ_SUFFIX)] in self._positions:
+                read = {k: delivery_time(k) or 0.0 for k in _read_keys(value)}
+                base = name[: -len(READ_SUFFIX)]
+                self._returned[base] = read
+                self._recent[base] = dict(read)  # the reader skips them, as if it had listed them itself
         bases = self._discover() if self._listing_wanted() else []
         self._thread = threading.Thread(target=self._run, args=(bases,), name="s3-reader", daemon=True)
         self._thread.start()
@@ -235,13 +253,28 @@ class S3Source:
                 with self._lock:
                     for r in item:
                         part, off = r.cursor
-                        if part != QUEUE and off > self._positions.get(part, ""):
+                        if part == QUEUE:
+                            continue
+                        if off > self._positions.get(part, ""):
                             self._positions[part] = off
+                        self._note_returned(part, off)
         return out
+
+    def _note_returned(self, part: str, key: str) -> None:
+        """Remember ``key`` as returned; forget keys of ``part`` past the margin of its newest (lock held)."""
+        returned = self._returned.setdefault(part, {})
+        returned[key] = delivery_time(key) or 0.0
+        newest = delivery_time(self._positions[part])
+        if newest is not None and len(returned) > 1:
+            for k in [k for k, t in returned.items() if t < newest - RELIST_MARGIN_S]:
+                del returned[k]
 
     def positions(self) -> dict[str, str]:
         with self._lock:
             out = dict(self._positions)
+            for part, returned in self._returned.items():
+                if returned:
+                    out[part + READ_SUFFIX] = orjson.dumps(sorted(returned)).decode()
         if self.queue_url:
             out[QUEUE] = str(self._polls)
         return out

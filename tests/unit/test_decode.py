@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import detector.decode as decode_module
 from detector.decode import (
     MAX_RECORD_BYTES,
+    MAX_REJECTS_KEPT,
     REJECT_REASONS,
     Decoded,
     Rejected,
@@ -446,6 +447,11 @@ def test_decoded_extend_merges_everything():
     assert ids(total) == [make_event(0)["eventID"]]
     assert reasons(total) == [("empty", "b")]
     assert total.skipped == {"control_message": 2}
+    # rejects past MAX_REJECTS_KEPT are only counted: the count must survive a merge too
+    many = b"[" + b",".join([b"1"] * (MAX_REJECTS_KEPT + 5)) + b"]"
+    total.extend(decode(many, "e"))
+    total.extend(decode(many, "f"))
+    assert total.more_rejected == {"not_an_object": 10}
 
 
 # --- textsafe.clip, which rejects rely on ----------------------------------------------------

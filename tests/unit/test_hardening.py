@@ -117,6 +117,27 @@ def test_item3_empty_identity_and_null_type_do_not_share_a_principal(order: tupl
         assert events[0].principal == got[name]
 
 
+@pytest.mark.parametrize("field", ["type", "accountId", "principalId", "userName", "arn"])
+@pytest.mark.parametrize("order", [(1, True, 1.0), (1.0, 1, True), (True, 1.0, 1)])
+def test_item3_equal_json_values_of_different_types_do_not_share_a_principal(
+    field: str, order: tuple[object, ...]
+) -> None:
+    # 1, true and 1.0 are one dict key, but principal_of reads them as "1", "True" and "1.0"
+    from detector.principal import principal_of
+
+    for reader in ("decode", "typed"):
+        event_module._principals.clear()
+        for value in order:
+            raw = make_event(1, userIdentity={field: value})
+            want = principal_of(raw).key
+            if reader == "decode":
+                got = principal_of_raw(raw).key
+            else:
+                fast, _ = typed.read(orjson.dumps({"Records": [raw]}))
+                got = (fast[0] if fast else Event.of(raw)).principal.key
+            assert got == want, (reader, field, order, value)
+
+
 # --- item 4: integers past 64 bits ------------------------------------------------------------
 
 
@@ -253,6 +274,67 @@ def test_item10_crafted_artifacts_exit_2_with_one_line_never_a_crash_or_hang(tmp
     )
     assert proc.returncode == 2, proc.stderr[-500:]
     assert proc.stderr.count(b"\n") == 1 and proc.stderr.startswith(b"detector: model error:")
+
+
+def _manifest_bytes(text: bytes) -> Any:
+    return lambda out: (out / MANIFEST).write_bytes(text)
+
+
+def _manifest_field(**edits: Any) -> Any:
+    def craft(out: Path) -> None:
+        manifest = json.loads((out / MANIFEST).read_text())
+        manifest.update(edits)
+        (out / MANIFEST).write_text(json.dumps(manifest))
+
+    return craft
+
+
+MANIFEST_CRAFTS = {
+    "deep_nesting": _manifest_bytes(b"[" * 100_000 + b"]" * 100_000),
+    "deep_nesting_in_a_field": _manifest_bytes(b'{"format": 2, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    "trained_at_text": _manifest_field(trained_at="yesterday"),
+    "trained_at_list": _manifest_field(trained_at=[1]),
+    "trained_at_nan": _manifest_field(trained_at=float("nan")),
+    "trained_at_huge_int": _manifest_field(trained_at=10**400),
+    "version_object": _manifest_field(version={"a": [1, 2]}),
+    "version_megabyte": _manifest_field(version="v" * 500_000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST_CRAFTS))
+def test_item10_a_crafted_manifest_is_a_model_error_not_a_crash(tmp_path: Path, name: str) -> None:
+    # the artifacts probe (bench/probes/artifacts.py): a deeply nested manifest raised RecursionError
+    # (a traceback at start-up, and `run` died on hot reload, with DETECTOR_MODEL_KEY set too: the
+    # manifest is parsed before its signature is checked); a text trained_at loaded, then crashed
+    # `run` where it became a metric
+    out = _artifact(tmp_path)
+    MANIFEST_CRAFTS[name](out)
+    for key in (None, b"some key"):
+        with pytest.raises(ModelError, match="manifest"):
+            ModelArtifact.load(out, key=key)
+
+
+def test_item10_hot_reload_of_a_crafted_manifest_keeps_the_running_model(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from detector.runtime.local import ModelWatch
+
+    out = _artifact(tmp_path)
+    running = ModelArtifact.load(out)
+    loaded: list[ModelArtifact] = []
+    detector = SimpleNamespace(settings=SimpleNamespace(require_signature=False), set_model=loaded.append)
+    metrics = Metrics.create(CollectorRegistry())
+    watch = ModelWatch(out, detector, metrics, interval_s=0.0)  # type: ignore[arg-type]
+    for i, name in enumerate(sorted(MANIFEST_CRAFTS)):
+        shutil.copy(DEFAULT_MODEL / MANIFEST, out / MANIFEST)
+        MANIFEST_CRAFTS[name](out)
+        os.utime(out / MANIFEST, ns=(i * 10**9, i * 10**9))  # a new stamp each time
+        watch.check(float(i + 1))
+        assert loaded == [], name
+    assert metrics.model_reloads.labels("rejected")._value.get() == len(MANIFEST_CRAFTS)
+    shutil.copy(DEFAULT_MODEL / MANIFEST, out / MANIFEST)  # a good one still loads afterwards
+    watch.check(100.0)
+    assert len(loaded) == 1 and loaded[0].version == running.version
 
 
 def test_item10_the_shipped_model_passes_every_check() -> None:
@@ -601,6 +683,48 @@ def test_item7_an_error_of_the_whole_bucket_still_stops_the_source() -> None:
         source.stop()
 
 
+def test_s3_kill_9_a_restart_does_not_reread_files_of_a_quiet_partition_it_already_returned() -> None:
+    # The S3 kill -9 probe (bench/probes/s3_follow.py) double-counted an event: on restart each
+    # partition re-lists RELIST_MARGIN_S behind its own last key, and eventID dedup only spans
+    # the last hour of event time, so a quiet region's last files (hours old) were counted again.
+    keys = [_trail_key("111122223333", m) for m in (1, 2, 3)]
+    client = _FakeS3({k: _archive([make_event(i)]) for i, k in enumerate(keys)})
+
+    def source() -> S3Source:
+        return S3Source(
+            "trail",
+            accounts=("111122223333",),
+            regions=("us-east-1",),
+            start="TRIM_HORIZON",
+            follow=False,
+            client=client,
+        )
+
+    first = source()
+    first.start({})
+    try:
+        assert len(_drain(first, Ingest(), lambda evs: False)) == 3
+        positions = first.positions()
+    finally:
+        first.stop()
+    again = source()
+    again.start(positions)
+    try:
+        assert _drain(again, Ingest(), lambda evs: False) == []
+    finally:
+        again.stop()
+    # a file that lands late, behind the last key read, is still read after a restart
+    late = keys[1].replace("_x2.json.gz", "_a2.json.gz")
+    assert late < keys[2]
+    client.objects[late] = _archive([make_event(9)])
+    resumed = source()
+    resumed.start(positions)
+    try:
+        assert [ev.event_id for ev in _drain(resumed, Ingest(), lambda evs: False)] == [make_event(9)["eventID"]]
+    finally:
+        resumed.stop()
+
+
 def test_item5_a_new_account_prefix_is_read_at_the_listing_cadence() -> None:
     first = _trail_key("111122223333", 1)
     client = _FakeS3({first: _archive([make_event(1)])})
@@ -664,10 +788,33 @@ def _cached_chars() -> int:
         for value in vars(module).values():
             if type(value) is not dict:
                 continue
-            for key in value:
-                parts = key if type(key) is tuple else (key,)
-                total += sum(len(p) for p in parts if type(p) is str)
+            total += sum(_chars(key) for key in value)
     return total
+
+
+def _chars(key: object) -> int:
+    """Characters of the strings in a cache key, nested tuples included (the typed reader's keys)."""
+    if type(key) is str:
+        return len(key)
+    if type(key) is tuple:
+        return sum(_chars(part) for part in key)
+    return 0
+
+
+def test_item8_a_forged_20kb_arn_is_not_kept_in_the_principal_memo_by_either_reader() -> None:
+    records = [
+        make_event(
+            i, userIdentity={"type": "IAMUser", "accountId": "1", "arn": "arn:aws:iam::1:user/" + "x" * 20_000 + str(i)}
+        )
+        for i in range(200)
+    ]
+    blob = orjson.dumps({"Records": records})
+    for read in (lambda: typed.read(blob)[0], lambda: [Event.of(r) for r in decode(blob, "b").events]):
+        event_module._principals.clear()
+        events = read()
+        assert events is not None and len({ev.principal.key for ev in events}) == 200
+        assert all(len(ev.principal.key) <= 1024 for ev in events)
+        assert sum(_chars(key) for key in event_module._principals) < 200 * 2_000  # 4 MB before the fix
 
 
 def test_item8_forged_20kb_field_values_are_capped_before_any_cache_keys_on_them(tmp_path: Path) -> None:
