@@ -483,7 +483,9 @@ class Baseline:
         bucket_known = True
         bucket_age = _INF
         b_get10 = b_bytes10 = b_get1h = 0.0
-        if ev.bucket:
+        # Data in a bucket is what is read: a console look at a bucket's policy or listing does
+        # not make reading its objects familiar.
+        if ev.bucket and (ev.is_data or ev.is_get_object or ev.is_delete):
             m = _mask(_BUCKET, ev.bucket)
             bucket_known = blooms[_BUCKET] & m == m
             blooms[_BUCKET] |= m
