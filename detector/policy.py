@@ -223,8 +223,13 @@ def rule_findings(
 
 _INF = float("inf")
 # Features that measure one fact twice count once towards ``min_unusual_features``: reads from a
-# bucket first touched today are "a new bucket" however many of them there are.
-SAME_SIGNAL = {"new_bucket_reads": "new_bucket"}
+# bucket first touched today are "a new bucket" however many of them there are, and a burst is
+# "more than usual" however many of its windows it fills (a person's `aws s3 sync` of a dataset
+# they always read, from their own desk, is one fact; the rules judge volume alone).
+SAME_SIGNAL = {
+    "new_bucket_reads": "new_bucket",
+    **{name: "volume" for name in ("events_1m", "events_10m", "reads_10m", "reads_1h", "bytes_1h")},
+}
 
 
 def eligible(obs: Observation, th: Thresholds) -> bool:

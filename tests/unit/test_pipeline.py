@@ -373,3 +373,18 @@ def test_a_new_bucket_counts_once_however_many_reads_made_it_new() -> None:
     found = anomaly_finding(ev, obs, 0.9999, 0.999, surprise, th, "")
     assert found is not None and found.kind == "unusual_data_access"
     assert set(found.features) == {"new_bucket", "new_bucket_reads", "hour_rarity"}
+
+
+def test_a_burst_is_one_fact_however_many_windows_it_fills() -> None:
+    from detector.baseline import Observation
+    from detector.policy import anomaly_finding
+    from detector.settings import Thresholds
+
+    obs = Observation.__new__(Observation)
+    ev = get_object("datasets", "k", T0, identity=iam_user("alice"))
+    surprise = [0.0] * len(FEATURE_INDEX)
+    for name in ("events_1m", "reads_10m", "reads_1h", "bytes_1h"):
+        surprise[FEATURE_INDEX[name]] = 3.0
+    assert anomaly_finding(ev, obs, 0.9999, 0.999, surprise, Thresholds(), "") is None
+    surprise[FEATURE_INDEX["object_size"]] = 2.5  # ...unlike far larger objects than it reads
+    assert anomaly_finding(ev, obs, 0.9999, 0.999, surprise, Thresholds(), "") is not None
