@@ -220,14 +220,19 @@ def _replay_parallel(args: argparse.Namespace, settings: Any, model_path: str | 
         dead_letters=args.dead_letters,
         only=args.only,
     )
-    out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
-    try:
+    lines = _alert_lines(args)
+    if lines is not None:  # the workers' JSON, as readable lines on this terminal
         for line in result.alerts:
-            out.write(line + b"\n")  # JSON from the workers (they are not on a terminal)
-        out.flush()
-    finally:
-        if out is not sys.stdout.buffer:
-            out.close()
+            lines.write(orjson.loads(line))
+    else:
+        out = sys.stdout.buffer if args.alerts == "-" else open(args.alerts, "ab")
+        try:
+            for line in result.alerts:
+                out.write(line + b"\n")
+            out.flush()
+        finally:
+            if out is not sys.stdout.buffer:
+                out.close()
     _hint_dead_letters(result.summary.rejected, args.dead_letters)
     summary = result.summary.to_dict()
     summary["model"] = model.version if model is not None else None

@@ -44,11 +44,14 @@ def what_happened(doc: dict[str, Any]) -> str:
     return text.removesuffix(ADVICE).rstrip(".")
 
 
-def alert_text(alert: Alert) -> Any:
-    """``HIGH  exfiltration  open  <principal>  <what happened, bucket, address>  [account region, time]``."""
+def alert_text(alert: Alert | dict[str, Any]) -> Any:
+    """``HIGH  exfiltration  open  <principal>  <what happened, bucket, address>  [account region, time]``.
+
+    ``alert``: an ``Alert``, or its ``to_dict()`` (escaped and capped: safe to print), as the
+    JSON lines of ``replay --workers`` carry it."""
     from rich.text import Text
 
-    doc = alert.to_dict()  # escaped and capped: safe to print
+    doc = alert if isinstance(alert, dict) else alert.to_dict()
     sev = str(doc["severity"])
     ctx = doc.get("context") or {}
     status = "open" if doc["status"] == "open" else f"update ({doc['event_count']} events)"
@@ -75,7 +78,7 @@ class AlertLines:
 
         self.console = Console(file=stream, highlight=False, soft_wrap=True)
 
-    def write(self, alert: Alert) -> None:
+    def write(self, alert: Alert | dict[str, Any]) -> None:
         self.console.print(alert_text(alert))
         self.console.file.flush()
 

@@ -162,3 +162,16 @@ def test_replay_to_a_terminal_prints_alert_lines_above_its_bar(tmp_path: Path) -
     bar = [i for i, line in enumerate(lines) if line.startswith("replay: ")]
     assert bar and max(i for i, line in enumerate(lines) if line in alerts) < bar[-1]  # the bar stays last
     assert re.search(r"([\d.]+)/\1 MB eta 0:00:00", lines[bar[-1]])
+
+
+def test_replay_with_workers_on_a_terminal_prints_lines_too(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    simulate.write_archive(simulate.plan(days=3, seed=5, principals=20, test_days=1), out)
+    child = _spawn(["replay", str(out), "--workers", "2"], tmp_path, 300)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert '"alert_id"' not in child.before.decode(errors="replace")
+    lines = [line for line in _plain(child.before).splitlines() if line.strip()]
+    alerts = [line for line in lines if re.match(rf"{SEVERITY} +[a-z_]+ +(open|update)", line)]
+    assert alerts and all(" arn:aws:" in line for line in alerts)
