@@ -92,7 +92,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("hour_rarity", "time", "0..1", "1 - share of its recent active days on which it was active in this hour"),
     Feature(
         "rare_hour_reads",
-        "volume",
+        "time",
         "rarity x log-ratio",
         "GetObjects in ~1 h above 1.5x the 30/h floor, times hour_rarity (reads in an hour it rarely works)",
         8.0,
