@@ -12,7 +12,12 @@ principal*, in one direction only (a quiet hour is not an anomaly):
   dead band (``DEAD_BAND``: half again its peak is still "as usual");
 * contexts (bucket, network, client, region) are *ages*: "activity in a network first seen
   under an hour ago" is 1 for as long as it goes on, fading to 0 once the context is a day old;
-* the hour of day is rare when the principal was active in it on few of its recent days.
+* the hour of day is rare when the principal was active in it on few of its recent days;
+* reads in a rare hour (``rare_hour_reads``) join the two: objects read within the hour above
+  an absolute floor, weighed by the hour's rarity. Its own peak says how much it reads when it
+  works; at an hour it never works, its peak is nothing, so the floor is the only reference.
+  An isolation forest splits one feature at a time: two marginals that are each common (a late
+  login, a large sync) hide a conjunction that is rare, unless the conjunction is a feature.
 
 Identity context (age, history size, caller class) is not an input: it picks the peer group
 whose forest scores the row and decides maturity. A principal too young for its own history
@@ -40,7 +45,7 @@ from detector.baseline import (
 from detector.event import Event
 from detector.textsafe import human_bytes
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 DEAD_BAND = math.log(1.5)  # up to 1.5x its own peak is still "as usual"
 SIZE_DEAD_BAND = 2.0  # an hour's mean object size within 2 of its own hour-to-hour deviations is usual
 MIN_SIZE_SD = 0.25  # ...and a principal always reading alike objects still varies this much
@@ -85,6 +90,13 @@ FEATURES: tuple[Feature, ...] = (
     Feature("errors_10m", "errors", "log-ratio", "failed calls in ~10 min above 1.5x its own peak (at least 5)", 8.0),
     Feature("failed", "errors", "0/1", "the call failed (errorCode present, e.g. AccessDenied)"),
     Feature("hour_rarity", "time", "0..1", "1 - share of its recent active days on which it was active in this hour"),
+    Feature(
+        "rare_hour_reads",
+        "time",
+        "rarity x log-ratio",
+        "GetObjects in ~1 h above 1.5x the 30/h floor, times hour_rarity (reads in an hour it rarely works)",
+        8.0,
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 N_FEATURES = len(FEATURES)
@@ -153,6 +165,7 @@ def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
         new_apis = math.log1p(obs.nov10m)
     else:
         new_bucket = new_bucket_reads = new_network = new_client = new_region = new_api = new_apis = 0.0
+    rare = hour_rarity(obs)
     return [
         _lr(obs.evt1m, max(ref[P_EVT1], FLOOR_EVT1)),
         _lr(obs.evt10m, max(ref[P_EVT10], FLOOR_EVT10)),
@@ -170,7 +183,8 @@ def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
         new_apis,
         _lr(obs.err10m, max(ref[P_ERR10], FLOOR_ERR10)),
         1.0 if ev.error_code else 0.0,
-        hour_rarity(obs),
+        rare,
+        rare * _lr(obs.get1h, FLOOR_GET60) if rare > 0.0 else 0.0,
     ]
 
 
@@ -208,6 +222,8 @@ def baseline_value(name: str, obs: Observation, ref: tuple[float, ...]) -> str:
         "failed": f"peak {p[P_ERR10]:.0f} errors/10 min",
         "hour_rarity": f"active in this hour on {min(obs.hour_days, obs.days_seen)} of its last "
         f"{obs.days_seen} active days",
+        "rare_hour_reads": f"active in this hour on {min(obs.hour_days, obs.days_seen)} of its last "
+        f"{obs.days_seen} active days; {FLOOR_GET60:.0f} GetObjects/h is never unusual",
     }
     return refs[name]
 
@@ -233,6 +249,7 @@ def current_value(name: str, ev: Event, obs: Observation) -> str:
         "errors_10m": f"{obs.err10m:.0f} errors/10 min",
         "failed": ev.error_code or "ok",
         "hour_rarity": hour,
+        "rare_hour_reads": f"{obs.get1h:.0f} GetObjects/h at {hour}",
     }
     return values[name]
 
@@ -257,6 +274,8 @@ def phrase(name: str, ev: Event, obs: Observation) -> str:
         "errors_10m": f"had {obs.err10m:.0f} failed calls in ~10 min",
         "failed": f"had a call fail ({ev.error_code})",
         "hour_rarity": f"was active at {int(ev.time // 3600) % 24:02d}:00 UTC, an hour it is rarely active in",
+        "rare_hour_reads": f"read {obs.get1h:.0f} objects within the hour at {int(ev.time // 3600) % 24:02d}:00 UTC, "
+        "an hour it is rarely active in",
     }
     return words[name]
 

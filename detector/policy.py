@@ -230,6 +230,17 @@ SAME_SIGNAL = {
     "new_bucket_reads": "new_bucket",
     **{name: "volume" for name in ("events_1m", "events_10m", "reads_10m", "reads_1h", "bytes_1h")},
 }
+# ...and a feature that is itself a conjunction of two facts counts as both: reads in a rare
+# hour are "a rare hour" and "reads", whichever of the two alone is common in the peer group.
+COMPOUND = {"rare_hour_reads": ("hour_rarity", "volume")}
+
+
+def signals(features: list[str]) -> set[str]:
+    """The distinct facts among unusual features (``SAME_SIGNAL``, ``COMPOUND``)."""
+    out: set[str] = set()
+    for name in features:
+        out.update(COMPOUND.get(name, (SAME_SIGNAL.get(name, name),)))
+    return out
 
 
 def eligible(obs: Observation, th: Thresholds) -> bool:
@@ -253,7 +264,7 @@ def anomaly_finding(
     """The forest's verdict for an event that persisted over threshold; None if nothing explains it."""
     ranked = sorted(range(len(surprise)), key=lambda j: -surprise[j])
     unusual = [FEATURE_NAMES[j] for j in ranked if surprise[j] >= th.min_surprise]
-    if len({SAME_SIGNAL.get(name, name) for name in unusual}) < th.min_unusual_features:
+    if len(signals(unusual)) < th.min_unusual_features:
         return None
     kind = "unusual_data_access" if ev.is_data or ev.bucket else "anomalous_activity"
     return Finding(kind, score, threshold, tuple(unusual), phrase, family="forest")

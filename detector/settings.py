@@ -161,6 +161,24 @@ DEFAULT_SENSITIVE = (
     "CreateTrustAnchor",
     "SendSSHPublicKey",
     "SendSerialConsoleSSHPublicKey",
+    # privilege escalation through a policy's versions or a group
+    "CreatePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "AttachGroupPolicy",
+    "PutGroupPolicy",
+    "AddUserToGroup",
+    # defence evasion: MFA, AWS Config, DNS query logs, default EBS encryption
+    "DeactivateMFADevice",
+    "DeleteVirtualMFADevice",
+    "StopConfigurationRecorder",
+    "DeleteConfigurationRecorder",
+    "DeleteDeliveryChannel",
+    "DeleteResolverQueryLogConfig",
+    "DisableEbsEncryptionByDefault",
+    # persistence and execution: an instance's user data, a function's resource policy
+    "ModifyInstanceAttribute",
+    "AddPermission20150331v2",
+    "PutBucketLifecycle",  # an expiry rule deletes a bucket's objects (or a trail's logs) quietly
 )
 
 

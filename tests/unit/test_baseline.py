@@ -125,6 +125,30 @@ def test_one_busy_hour_cannot_make_an_odd_hour_usual() -> None:
     assert hour_rarity(obs) == 1.0  # still rare: today is not part of its profile
 
 
+def test_reads_in_a_rare_hour_are_their_own_feature_however_much_it_reads_by_day() -> None:
+    from detector.features import FEATURE_INDEX, row
+
+    j = FEATURE_INDEX["rare_hour_reads"]
+    b = Baseline()
+    person = iam_user("dana")
+    for d in range(9):  # a person syncing 400 objects every working day, 09:00-10:00 UTC
+        for i in range(400):
+            b.observe(get_object("team", f"{d}/{i}", T0 + d * DAY + i * 9, identity=person))
+    day = T0 + 9 * DAY
+    for i in range(150):  # the same 150 objects by day: its usual hour, under its own peak
+        obs = b.observe(get_object("team", f"d{i}", day + i * 12, identity=person))
+    assert row(get_object("team", "d", day, identity=person), obs, obs.peaks)[j] == 0.0
+    night = day + 17 * HOUR  # 02:00 UTC the next night
+    for i in range(20):  # a few objects at night: under the floor
+        obs = b.observe(get_object("team", f"n{i}", night + i * 30, identity=person))
+    assert hour_rarity(obs) == 1.0
+    assert row(get_object("team", "n", night, identity=person), obs, obs.peaks)[j] == 0.0
+    for i in range(130):  # 150 at night: well under its daytime peak, far over the night's floor
+        obs = b.observe(get_object("team", f"m{i}", night + 600 + i * 12, identity=person))
+    x = row(get_object("team", "m", night, identity=person), obs, obs.peaks)
+    assert x[FEATURE_INDEX["reads_1h"]] == 0.0 and x[j] > 0.5
+
+
 def test_out_of_order_events_never_decay_backwards() -> None:
     b = Baseline()
     b.observe(event(t=T0 + 1000))

@@ -375,6 +375,21 @@ def test_a_new_bucket_counts_once_however_many_reads_made_it_new() -> None:
     assert set(found.features) == {"new_bucket", "new_bucket_reads", "hour_rarity"}
 
 
+def test_reads_in_a_rare_hour_are_two_facts_in_one_feature() -> None:
+    from detector.baseline import Observation
+    from detector.policy import anomaly_finding
+    from detector.settings import Thresholds
+
+    obs = Observation.__new__(Observation)
+    ev = get_object("team-bucket", "k", T0, identity=iam_user("alice"))
+    surprise = [0.0] * len(FEATURE_INDEX)
+    surprise[FEATURE_INDEX["reads_1h"]] = 3.0
+    assert anomaly_finding(ev, obs, 0.9999, 0.999, surprise, Thresholds(), "") is None  # volume alone
+    surprise[FEATURE_INDEX["rare_hour_reads"]] = 3.0  # ...in an hour it rarely works: a second fact
+    found = anomaly_finding(ev, obs, 0.9999, 0.999, surprise, Thresholds(), "")
+    assert found is not None and found.features[0] in {"reads_1h", "rare_hour_reads"}
+
+
 def test_a_burst_is_one_fact_however_many_windows_it_fills() -> None:
     from detector.baseline import Observation
     from detector.policy import anomaly_finding

@@ -2,8 +2,9 @@
 usual tool: a stolen laptop session or an insider, where nothing but the hour and the volume is
 odd. Quiet: their usual bucket; loud: a bucket of their account they never read.
 
-Exercises the forest's ``hour_rarity`` (an hour profile of active days that one night cannot
-overwrite) with ``reads_1h`` against their own peak. Intensity: objects read.
+Exercises the forest's time member: ``hour_rarity`` (an hour profile of active days that one
+night cannot overwrite) and ``rare_hour_reads`` (reads over an absolute floor in that hour: their
+daytime peak may be far higher). Intensity: objects read.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def build(a: Attack) -> Out:
 SCENARIO = Scenario(
     name="night_reads_known_network",
     summary="a person reads ~150 objects at night from a known network with their usual tool",
-    detection="forest: hour_rarity, reads_1h (nothing else is new)",
+    detection="forest: hour_rarity, rare_hour_reads (nothing else is new)",
     intensity=Intensity(30, 150, 1500, "objects read"),
     victims=(HUMANS, ()),
     build=build,
