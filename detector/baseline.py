@@ -270,16 +270,22 @@ _ZERO_CAND = bytes(4 * N_PEAKS)
 def session_shape(session: str) -> str:
     """What kind of name a role session carries: ``person`` (an e-mail, first.last), ``instance``,
     ``hex``, ``digits`` or ``name``. A person-like name on a role that automation uses is a new client."""
-    shape = _shapes.get(session)
-    if shape is None:
-        from detector.principal import session_kind
+    from detector.principal import session_kind
 
-        shape = session_kind(session)
-        remember(_shapes, session, shape, _CACHE_MAX)
-    return shape
+    return session_kind(session)
 
 
-_shapes: dict[str, str] = {}
+def session_client(session: str) -> str:
+    """The client a role session's name counts as (``session:<shape>``), memoised per session: the
+    Bloom mask and slot hash caches then get the same string, not a new one built and hashed per event."""
+    client = _session_clients.get(session)
+    if client is None:
+        client = "session:" + session_shape(session)
+        remember(_session_clients, session, client, _CACHE_MAX)
+    return client
+
+
+_session_clients: dict[str, str] = {}
 
 
 class Baseline:
@@ -412,6 +418,11 @@ class Baseline:
                 dt = 0.0  # out of order: count it, but never decay backwards
             else:
                 self.last_time = t
+        if dt > 0.0:
+            exp = math.exp
+            d1, d10, d60 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0)
+        else:
+            d1 = d10 = d60 = 1.0
         fl = self.fl
         if t - self.cand_since >= PEAK_COMMIT_S:
             # the hour's candidates are capped only if that hour began with a mature baseline: a
@@ -464,7 +475,7 @@ class Baseline:
         if client:
             client_age = self._context(_CLIENT, client, _CLIENT_SLOT, 2, ti, t)
         if ev.principal.session and ev.principal.identity_type == "AssumedRole":
-            age = self._context(_CLIENT, "session:" + session_shape(ev.principal.session), _CLIENT_SLOT, 2, ti, t)
+            age = self._context(_CLIENT, session_client(ev.principal.session), _CLIENT_SLOT, 2, ti, t)
             client_age = min(client_age, age)
         prefix = "" if known_network else ip_prefix(ev.source_ip)
         if prefix:
@@ -489,16 +500,11 @@ class Baseline:
             m = _mask(_BUCKET, ev.bucket)
             bucket_known = blooms[_BUCKET] & m == m
             blooms[_BUCKET] |= m
-            b_get10, b_bytes10, b_get1h, bucket_age = self._bucket(ev, t, dt, bucket_known)
+            b_get10, b_bytes10, b_get1h, bucket_age = self._bucket(ev, t, d10, d60, bucket_known)
         if first:  # a brand-new principal has seen nothing: flagging all of it new says nothing
             api_known = ip_known = bucket_known = True
 
         # -- windows and peak candidates -------------------------------------------------
-        if dt > 0.0:
-            exp = math.exp
-            d1, d10, d60 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0)
-        else:
-            d1 = d10 = d60 = 1.0
         get = ev.is_get_object
         bytes_out = ev.bytes_out
         fl[EVT1] = fl[EVT1] * d1 + 1.0
@@ -655,24 +661,23 @@ class Baseline:
         first = slots[at + 1]
         return t - first if first <= ti else 0.0
 
-    def _bucket(self, ev: Event, t: float, dt: float, known: bool) -> tuple[float, float, float, float]:
+    def _bucket(self, ev: Event, t: float, d10: float, d60: float, known: bool) -> tuple[float, float, float, float]:
         """Per-bucket counters for the two most recent buckets, and the bucket's age.
 
         A bucket first read under a day ago keeps its slot against buckets long known: its age
         lives only there, and a slow read of a new bucket between a person's usual reads of
         two others must stay "a new bucket" for hours, not turn ordinary once evicted. A long
         known bucket that finds both slots young gets no slot (its own counters read 0; the
-        principal's counters still see every read).
+        principal's counters still see every read). ``d10`` and ``d60`` decay its counters
+        since the principal's previous event (``observe``'s window decays).
         """
         h = _slot_hash(ev.bucket)
         slots, fl = self.slots, self.fl
         base = N_WIN + 2 * N_PEAKS + _SIZE_STATS
-        if dt > 0.0:
-            d10, d60 = math.exp(-dt / 600.0), math.exp(-dt / 3600.0)
-            for j in range(N_BUCKETS):
-                fl[base + 3 * j] *= d10
-                fl[base + 3 * j + 1] *= d10
-                fl[base + 3 * j + 2] *= d60
+        for j in range(N_BUCKETS):  # (by 1.0 when no time has passed)
+            fl[base + 3 * j] *= d10
+            fl[base + 3 * j + 1] *= d10
+            fl[base + 3 * j + 2] *= d60
         if slots[0] == h:
             j = 0
         elif slots[2] == h:
