@@ -247,12 +247,10 @@ class Observation:
     bucket_get1h: float
     blooms: tuple[int, ...]  # before the event (``distinct`` reads them)
     caller_class: str  # the sticky class ("" while undecided)
+    # Enough of its own history for rates and contexts to be compared with it (age, events and
+    # active days past MATURE_*); set once here, as features, rules and explanations all ask.
+    mature: bool
     hours_active: int = 0  # hours of the UTC day it was active in on earlier days (of the last 16)
-
-    @property
-    def mature(self) -> bool:
-        """Enough of its own history for rates and contexts to be compared with it."""
-        return self.age_s >= MATURE_S and self.total >= MATURE_EVENTS and self.days_seen >= MATURE_DAYS
 
     @property
     def hours_mature(self) -> bool:
@@ -272,22 +270,29 @@ _ZERO_CAND = bytes(4 * N_PEAKS)
 def session_shape(session: str) -> str:
     """What kind of name a role session carries: ``person`` (an e-mail, first.last), ``instance``,
     ``hex``, ``digits`` or ``name``. A person-like name on a role that automation uses is a new client."""
-    shape = _shapes.get(session)
-    if shape is None:
-        from detector.principal import session_kind
+    from detector.principal import session_kind
 
-        shape = session_kind(session)
-        remember(_shapes, session, shape, _CACHE_MAX)
-    return shape
+    return session_kind(session)
 
 
-_shapes: dict[str, str] = {}
+def session_client(session: str) -> str:
+    """The client a role session's name counts as (``session:<shape>``), memoised per session: the
+    Bloom mask and slot hash caches then get the same string, not a new one built and hashed per event."""
+    client = _session_clients.get(session)
+    if client is None:
+        client = "session:" + session_shape(session)
+        remember(_session_clients, session, client, _CACHE_MAX)
+    return client
+
+
+_session_clients: dict[str, str] = {}
 
 
 class Baseline:
     """Mutable per-principal state; ``observe`` adds one event and returns its ``Observation``."""
 
     __slots__ = (
+        "_earlier",
         "blooms",
         "cand_since",
         "cls",
@@ -324,6 +329,7 @@ class Baseline:
         # bucket slots (hash, first) x2, then ctx slots (hash, first) x4: network, client x2, region
         self.slots = array("I", bytes(4 * _UINTS))
         self.hours = array("H", bytes(48))
+        self._earlier: tuple[int, int] | None = None  # see _earlier_days
         self.blooms = [0] * len(BLOOMS)
         self.old_ip = 0  # the previous generation of the IP and prefix filters
         self.old_prefix = 0
@@ -379,6 +385,7 @@ class Baseline:
             arrays.append(a)
             off += n
         b.fl, b.slots, b.hours = arrays
+        b._earlier = None
         blooms = []
         for n in _BLOOM_BYTES:
             blooms.append(int.from_bytes(data[off : off + n], "little"))
@@ -411,6 +418,11 @@ class Baseline:
                 dt = 0.0  # out of order: count it, but never decay backwards
             else:
                 self.last_time = t
+        if dt > 0.0:
+            exp = math.exp
+            d1, d10, d60 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0)
+        else:
+            d1 = d10 = d60 = 1.0
         fl = self.fl
         if t - self.cand_since >= PEAK_COMMIT_S:
             # the hour's candidates are capped only if that hour began with a mature baseline: a
@@ -430,15 +442,14 @@ class Baseline:
             for h in range(24):
                 hours[h] = (hours[h] << shift) & mask
             self.last_day = day
+            self._earlier = None
         hour = int(t // 3600.0) % 24
-        past = 0
-        spread = 0  # hours of the day with activity on an earlier day
-        for h in range(24):
-            v = hours[h]
-            past |= v
-            if v > 1:
-                spread += 1
-        days_seen = (past >> 1).bit_count() if day >= self.last_day else past.bit_count()
+        earlier = self._earlier
+        if earlier is None:
+            earlier = self._earlier = self._earlier_days()
+        days_seen, spread = earlier
+        if day < self.last_day:  # today's bit is an earlier day for this event
+            days_seen += any(v & 1 for v in hours)
         here = (hours[hour] >> 1).bit_count()
         near = max((hours[hour - 1] >> 1).bit_count(), (hours[(hour + 1) % 24] >> 1).bit_count())
         hour_days = max(here, near // 2)
@@ -464,7 +475,7 @@ class Baseline:
         if client:
             client_age = self._context(_CLIENT, client, _CLIENT_SLOT, 2, ti, t)
         if ev.principal.session and ev.principal.identity_type == "AssumedRole":
-            age = self._context(_CLIENT, "session:" + session_shape(ev.principal.session), _CLIENT_SLOT, 2, ti, t)
+            age = self._context(_CLIENT, session_client(ev.principal.session), _CLIENT_SLOT, 2, ti, t)
             client_age = min(client_age, age)
         prefix = "" if known_network else ip_prefix(ev.source_ip)
         if prefix:
@@ -489,16 +500,11 @@ class Baseline:
             m = _mask(_BUCKET, ev.bucket)
             bucket_known = blooms[_BUCKET] & m == m
             blooms[_BUCKET] |= m
-            b_get10, b_bytes10, b_get1h, bucket_age = self._bucket(ev, t, dt, bucket_known)
+            b_get10, b_bytes10, b_get1h, bucket_age = self._bucket(ev, t, d10, d60, bucket_known)
         if first:  # a brand-new principal has seen nothing: flagging all of it new says nothing
             api_known = ip_known = bucket_known = True
 
         # -- windows and peak candidates -------------------------------------------------
-        if dt > 0.0:
-            exp = math.exp
-            d1, d10, d60 = exp(-dt / 60.0), exp(-dt / 600.0), exp(-dt / 3600.0)
-        else:
-            d1 = d10 = d60 = 1.0
         get = ev.is_get_object
         bytes_out = ev.bytes_out
         fl[EVT1] = fl[EVT1] * d1 + 1.0
@@ -538,6 +544,8 @@ class Baseline:
             self._vote(ev)
 
         gets = fl[GET60]
+        age_s = t - self.first_seen
+        total = self.total - 1
         return Observation(
             not api_known,
             not ip_known,
@@ -561,15 +569,30 @@ class Baseline:
             peaks_before,
             size_mu,
             size_sd,
-            t - self.first_seen,
-            self.total - 1,
+            age_s,
+            total,
             b_get10,
             b_bytes10,
             b_get1h,
             blooms_before,
             self.caller_class,
+            age_s >= MATURE_S and total >= MATURE_EVENTS and days_seen >= MATURE_DAYS,
             spread,
         )
+
+    def _earlier_days(self) -> tuple[int, int]:
+        """(days active, hours of the day active in), over the days before the current one.
+
+        They change only when the profile shifts to a new day (an event sets today's bit alone),
+        so they are kept in ``_earlier`` until then instead of read from all 24 hours per event.
+        """
+        past = 0
+        spread = 0
+        for v in self.hours:
+            past |= v
+            if v > 1:
+                spread += 1
+        return (past >> 1).bit_count(), spread
 
     def _commit(self, t: float, mature: bool) -> None:
         """Fold the finished hour into the peaks and the typical object size (once an hour)."""
@@ -619,40 +642,42 @@ class Baseline:
         return self._slot_age(slot, _slot_hash(text), known, n_slots, ti, t)
 
     def _slot_age(self, slot: int, h: int, known: bool, n_slots: int, ti: int, t: float) -> float:
+        """The age of context hash ``h`` in its ``n_slots`` (1 or 2) slots from ``slot``, taking one if new."""
         slots = self.slots
-        base = 2 * N_BUCKETS + 2 * slot
-        for j in range(n_slots):
-            if slots[base + 2 * j] == h:
-                first = slots[base + 2 * j + 1]
-                return t - first if first <= ti else 0.0
-        if known or self.total == 0:
-            return _INF
-        # new: take the slot whose context is oldest
-        pick = 0
-        if n_slots > 1 and slots[base + 1] > slots[base + 3]:
-            pick = 1
-        slots[base + 2 * pick] = h
-        slots[base + 2 * pick + 1] = ti
-        return 0.0
+        at = 2 * N_BUCKETS + 2 * slot  # (hash, first seen) of the first slot
+        if slots[at] == h:
+            pass
+        elif n_slots > 1 and slots[at + 2] == h:
+            at += 2
+        else:
+            if known or self.total == 0:
+                return _INF
+            # new: take the slot whose context is oldest
+            if n_slots > 1 and slots[at + 1] > slots[at + 3]:
+                at += 2
+            slots[at] = h
+            slots[at + 1] = ti
+            return 0.0
+        first = slots[at + 1]
+        return t - first if first <= ti else 0.0
 
-    def _bucket(self, ev: Event, t: float, dt: float, known: bool) -> tuple[float, float, float, float]:
+    def _bucket(self, ev: Event, t: float, d10: float, d60: float, known: bool) -> tuple[float, float, float, float]:
         """Per-bucket counters for the two most recent buckets, and the bucket's age.
 
         A bucket first read under a day ago keeps its slot against buckets long known: its age
         lives only there, and a slow read of a new bucket between a person's usual reads of
         two others must stay "a new bucket" for hours, not turn ordinary once evicted. A long
         known bucket that finds both slots young gets no slot (its own counters read 0; the
-        principal's counters still see every read).
+        principal's counters still see every read). ``d10`` and ``d60`` decay its counters
+        since the principal's previous event (``observe``'s window decays).
         """
         h = _slot_hash(ev.bucket)
         slots, fl = self.slots, self.fl
         base = N_WIN + 2 * N_PEAKS + _SIZE_STATS
-        if dt > 0.0:
-            d10, d60 = math.exp(-dt / 600.0), math.exp(-dt / 3600.0)
-            for j in range(N_BUCKETS):
-                fl[base + 3 * j] *= d10
-                fl[base + 3 * j + 1] *= d10
-                fl[base + 3 * j + 2] *= d60
+        for j in range(N_BUCKETS):  # (by 1.0 when no time has passed)
+            fl[base + 3 * j] *= d10
+            fl[base + 3 * j + 1] *= d10
+            fl[base + 3 * j + 2] *= d60
         if slots[0] == h:
             j = 0
         elif slots[2] == h:

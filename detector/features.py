@@ -127,8 +127,9 @@ def reference(obs: Observation, peer: tuple[float, ...] | None) -> tuple[float, 
     return tuple(own[i] if own[i] > peer[i] else peer[i] for i in range(N_PEAKS))
 
 
-def _lr(now: float, peak: float) -> float:
-    v = math.log((1.0 + now) / (1.0 + peak)) - DEAD_BAND
+def _lr(now: float, peak: float, floor: float) -> float:
+    """How far ``now`` is past 1.5x ``peak`` (at least ``floor``), in natural log; 0 up to it."""
+    v = math.log((1.0 + now) / (1.0 + (floor if floor > peak else peak))) - DEAD_BAND
     return v if v > 0.0 else 0.0
 
 
@@ -167,13 +168,13 @@ def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
         new_bucket = new_bucket_reads = new_network = new_client = new_region = new_api = new_apis = 0.0
     rare = hour_rarity(obs)
     return [
-        _lr(obs.evt1m, max(ref[P_EVT1], FLOOR_EVT1)),
-        _lr(obs.evt10m, max(ref[P_EVT10], FLOOR_EVT10)),
-        _lr(obs.get10m, max(ref[P_GET10], FLOOR_GET10)),
-        _lr(obs.get1h, max(ref[P_GET60], FLOOR_GET60)),
-        _lr(obs.bytes1h, max(ref[P_BYT60], FLOOR_BYT60)),
+        _lr(obs.evt1m, ref[P_EVT1], FLOOR_EVT1),
+        _lr(obs.evt10m, ref[P_EVT10], FLOOR_EVT10),
+        _lr(obs.get10m, ref[P_GET10], FLOOR_GET10),
+        _lr(obs.get1h, ref[P_GET60], FLOOR_GET60),
+        _lr(obs.bytes1h, ref[P_BYT60], FLOOR_BYT60),
         size_excess(obs),
-        _lr(obs.del10m, max(ref[P_DEL10], FLOOR_DEL10)),
+        _lr(obs.del10m, ref[P_DEL10], FLOOR_DEL10),
         new_bucket,
         new_bucket_reads,
         new_network,
@@ -181,7 +182,7 @@ def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
         new_region,
         new_api,
         new_apis,
-        _lr(obs.err10m, max(ref[P_ERR10], FLOOR_ERR10)),
+        _lr(obs.err10m, ref[P_ERR10], FLOOR_ERR10),
         1.0 if ev.error_code else 0.0,
         rare,
         rare * _lr(obs.get1h, FLOOR_GET60) if rare > 0.0 else 0.0,
