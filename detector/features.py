@@ -185,7 +185,7 @@ def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
         _lr(obs.err10m, ref[P_ERR10], FLOOR_ERR10),
         1.0 if ev.error_code else 0.0,
         rare,
-        rare * _lr(obs.get1h, FLOOR_GET60) if rare > 0.0 else 0.0,
+        rare * _lr(obs.get1h, 0.0, FLOOR_GET60) if rare > 0.0 else 0.0,
     ]
 
 
