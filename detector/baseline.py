@@ -645,19 +645,17 @@ class Baseline:
         """The age of context hash ``h`` in its ``n_slots`` (1 or 2) slots from ``slot``, taking one if new."""
         slots = self.slots
         at = 2 * N_BUCKETS + 2 * slot  # (hash, first seen) of the first slot
-        if slots[at] == h:
-            pass
-        elif n_slots > 1 and slots[at + 2] == h:
-            at += 2
-        else:
-            if known or self.total == 0:
-                return _INF
-            # new: take the slot whose context is oldest
-            if n_slots > 1 and slots[at + 1] > slots[at + 3]:
+        if slots[at] != h:
+            if n_slots > 1 and slots[at + 2] == h:
                 at += 2
-            slots[at] = h
-            slots[at + 1] = ti
-            return 0.0
+            elif known or self.total == 0:
+                return _INF
+            else:  # new: take the slot whose context is oldest
+                if n_slots > 1 and slots[at + 1] > slots[at + 3]:
+                    at += 2
+                slots[at] = h
+                slots[at + 1] = ti
+                return 0.0
         first = slots[at + 1]
         return t - first if first <= ti else 0.0
 

@@ -204,6 +204,7 @@ def baseline_value(name: str, obs: Observation, ref: tuple[float, ...]) -> str:
     d = obs.distinct
     p = ref
     peer = "" if obs.mature else " (its peer group's, while its own history is short)"
+    hours = f"active in this hour on {min(obs.hour_days, obs.days_seen)} of its last {obs.days_seen} active days"
     refs = {
         "events_1m": f"peak {p[P_EVT1]:.0f} events/min{peer}",
         "events_10m": f"peak {p[P_EVT10]:.0f} events/10 min{peer}",
@@ -221,10 +222,8 @@ def baseline_value(name: str, obs: Observation, ref: tuple[float, ...]) -> str:
         "new_apis_10m": f"~{d('api')} APIs seen before",
         "errors_10m": f"peak {p[P_ERR10]:.0f} errors/10 min{peer}",
         "failed": f"peak {p[P_ERR10]:.0f} errors/10 min",
-        "hour_rarity": f"active in this hour on {min(obs.hour_days, obs.days_seen)} of its last "
-        f"{obs.days_seen} active days",
-        "rare_hour_reads": f"active in this hour on {min(obs.hour_days, obs.days_seen)} of its last "
-        f"{obs.days_seen} active days; {FLOOR_GET60:.0f} GetObjects/h is never unusual",
+        "hour_rarity": hours,
+        "rare_hour_reads": f"{hours}; {FLOOR_GET60:.0f} GetObjects/h is never unusual",
     }
     return refs[name]
 
