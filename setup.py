@@ -1,4 +1,9 @@
-"""One build step beyond pyproject.toml: the demo's model goes into the package.
+"""The build steps beyond pyproject.toml: the compiled core, and the demo's model in the package.
+
+``detector/core/*.pyx`` is compiled with Cython into extension modules (``pip install -e .``
+builds them in place). They use typed memoryviews only, not numpy's C API, so the build
+needs Cython and a C compiler but not numpy. Without a compiler the build stops with one
+line saying what to install.
 
 ``models/default`` stays the only copy in the repository. A built package (``pip install .``,
 a wheel, the Docker image's venv) gets its files as ``detector/_default_model/``, package data
@@ -9,14 +14,24 @@ that ``detector.default_model`` finds with ``importlib.resources``, so an instal
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import sysconfig
 from pathlib import Path
 
-from setuptools import setup
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
+from setuptools.errors import CompileError, ExecError, LinkError, PlatformError
 
-SOURCE = Path(__file__).resolve().parent / "models" / "default"
+ROOT = Path(__file__).resolve().parent
+SOURCE = ROOT / "models" / "default"
 TARGET = ("detector", "_default_model")
+NEEDS_COMPILER = (
+    "cloudtrail-detector compiles detector/core with Cython and needs a C compiler and the Python "
+    "headers: install them (Debian/Ubuntu: apt-get install gcc libc6-dev python3-dev) and retry"
+)
 
 
 class BuildWithDefaultModel(build_py):
@@ -35,4 +50,29 @@ class BuildWithDefaultModel(build_py):
             shutil.copyfile(p, target / p.name)
 
 
-setup(cmdclass={"build_py": BuildWithDefaultModel})
+class BuildCompiledCore(build_ext):
+    """``build_ext`` that turns a missing compiler or missing headers into one line, not a traceback."""
+
+    def run(self) -> None:
+        cc = shlex.split(sysconfig.get_config_var("CC") or "cc")[0]
+        headers = Path(sysconfig.get_paths()["include"], "Python.h")
+        if shutil.which(cc) is None or not headers.is_file():
+            raise SystemExit(NEEDS_COMPILER)
+        try:
+            super().run()
+        except (CompileError, LinkError, ExecError, PlatformError) as exc:
+            raise SystemExit(f"{NEEDS_COMPILER} ({exc})") from exc
+
+
+CORE = [
+    Extension(
+        "detector.core._forest",
+        ["detector/core/_forest.pyx"],
+        extra_compile_args=["-O3"],
+    )
+]
+
+setup(
+    ext_modules=cythonize(CORE, compiler_directives={"language_level": "3"}),
+    cmdclass={"build_py": BuildWithDefaultModel, "build_ext": BuildCompiledCore},
+)
