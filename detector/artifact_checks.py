@@ -12,8 +12,9 @@ the process, before ``model.ModelArtifact.load`` trusts anything in it:
   before its data is read, against a cap on the total;
 * every tree is checked whole (``check_trees``): children inside their own tree and numbered
   after their parent (so acyclic), one parent per node, and no deeper than the forest says.
-  The compiled ``apply`` follows child indices unchecked, so an index into another tree or a
-  cycle there is a segfault or a hang, not a wrong score.
+  The compiled scorer (``detector.core``) checks what it needs to stay in bounds once more
+  when it is built, and follows child indices unchecked after that; the checks here are the
+  stricter format (one tree after another, one parent per node), named in a ``ModelError``.
 
 Each check raises ``ModelError`` with one sentence naming the file and what is wrong.
 """
@@ -151,7 +152,7 @@ def check_trees(left: np.ndarray, right: np.ndarray, roots: np.ndarray, max_dept
     The layout ``Forest.from_sklearn`` writes: tree ``t`` is the nodes ``roots[t]`` up to the
     next root; a leaf's children are itself; an internal node's two children lie in its own
     tree after it; every node but a root has exactly one parent; no internal node is at depth
-    ``max_depth`` or below (``path_lengths_numpy`` walks ``max_depth`` steps).
+    ``max_depth`` or below.
     """
     n = left.size
     if roots.size == 0 or n == 0:

@@ -16,8 +16,8 @@ file catches that too.
 
 Scores follow the original isolation-forest definition ``s = 2 ** (-E[h(x)] / c(n))`` in
 (0, 1]: **higher = more anomalous**, ~0.5 is unremarkable. (scikit-learn's ``score_samples``
-returns ``-s``.) Scoring is vectorised over a micro-batch and over all trees at once; one
-call per event would cost ~15 ms with scikit-learn.
+returns ``-s``.) Scoring is compiled (``detector.core``) and takes a micro-batch at a time;
+scikit-learn is needed only to train.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import numpy as np
 
 from detector import __version__, artifact_checks
 from detector.baseline import N_PEAKS
+from detector.core import CompiledForest
 from detector.errors import ModelError
 from detector.features import FEATURE_NAMES, FEATURE_VERSION, N_FEATURES, SUBSPACES
 
@@ -69,7 +70,11 @@ def _avg_path_length(n: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Forest:
-    """All trees flattened into one node table; leaves point to themselves."""
+    """All trees flattened into one node table; leaves point to themselves.
+
+    Building one checks the table and compiles it (``detector.core.CompiledForest``, which
+    keeps its own copy): a malformed table is a ``ValueError`` here, never a crash later.
+    """
 
     left: np.ndarray  # int32 [nodes]
     right: np.ndarray  # int32 [nodes]
@@ -80,79 +85,24 @@ class Forest:
     max_depth: int
     max_samples: int
 
-    _compiled: list[Any] | None = field(default=None, repr=False, compare=False)
+    _compiled: CompiledForest = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._compiled = CompiledForest(
+            self.left,
+            self.right,
+            self.feature,
+            self.threshold,
+            self.leaf_value,
+            self.roots,
+            self.max_depth,
+            N_FEATURES,
+        )
 
     def path_lengths(self, x: np.ndarray) -> np.ndarray:
-        """Mean path length of each row over all trees (rows x features)."""
-        # scikit-learn splits on float32 copies of the data; compare on the same values.
-        x32 = np.ascontiguousarray(x, dtype=np.float32)
-        trees = self._compile()
-        if trees is None:
-            return self.path_lengths_numpy(x32)
-        total = np.zeros(x32.shape[0])
-        for tree, root in zip(trees, self.roots.tolist(), strict=True):
-            total += self.leaf_value[root + tree.apply(x32)]
-        return total / len(trees)
-
-    def path_lengths_numpy(self, x: np.ndarray) -> np.ndarray:
-        """Reference traversal in plain numpy (all trees at once); ~6x slower than ``apply``."""
-        x = np.asarray(x, dtype=np.float32).astype(np.float64)
-        n = x.shape[0]
-        idx = np.broadcast_to(self.roots, (n, self.roots.size)).copy()
-        rows = np.arange(n)[:, None]
-        for _ in range(self.max_depth):
-            go_left = x[rows, self.feature[idx]] <= self.threshold[idx]
-            idx = np.where(go_left, self.left[idx], self.right[idx])
-        return self.leaf_value[idx].mean(axis=1)
-
-    def _compile(self) -> list[Any] | None:
-        """Rebuild scikit-learn ``Tree`` objects from our arrays for its compiled ``apply``.
-
-        Built field by field from validated integer/float arrays (never unpickled). If this
-        scikit-learn's private node layout is not the one we know, fall back to numpy.
-        """
-        if self._compiled is not None:
-            return self._compiled or None
-        try:
-            from sklearn.tree._tree import NODE_DTYPE, Tree
-        except ImportError:
-            self._compiled = []
-            return None
-        known = {
-            "left_child",
-            "right_child",
-            "feature",
-            "threshold",
-            "impurity",
-            "n_node_samples",
-            "weighted_n_node_samples",
-            "missing_go_to_left",
-        }
-        if set(NODE_DTYPE.names or ()) - known:
-            self._compiled = []
-            return None
-        trees = []
-        bounds = [*self.roots.tolist(), self.left.size]
-        for t in range(self.roots.size):
-            lo, hi = bounds[t], bounds[t + 1]
-            n = hi - lo
-            ids = np.arange(n)
-            left = self.left[lo:hi] - lo
-            leaf = left == ids
-            nodes = np.zeros(n, dtype=NODE_DTYPE)
-            nodes["left_child"] = np.where(leaf, -1, left)
-            nodes["right_child"] = np.where(leaf, -1, self.right[lo:hi] - lo)
-            nodes["feature"] = np.where(leaf, -2, self.feature[lo:hi])
-            nodes["threshold"] = np.where(leaf, -2.0, self.threshold[lo:hi])
-            nodes["n_node_samples"] = 1
-            nodes["weighted_n_node_samples"] = 1.0
-            tree = Tree(N_FEATURES, np.array([1], dtype=np.intp), 1)
-            tree.__setstate__(
-                {"max_depth": self.max_depth, "node_count": n, "nodes": nodes, "values": np.zeros((n, 1, 1))}
-            )
-            trees.append(tree)
-        self._compiled = trees
-        return trees
+        """Mean path length of each row over all trees (rows x ``N_FEATURES``), as scikit-learn
+        compares: float32 copies of the values against double thresholds (a NaN goes right)."""
+        return self._compiled.path_lengths(x)
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Anomaly score in (0, 1], higher = more anomalous."""
@@ -624,16 +574,19 @@ def _forest_from_arrays(a: dict[str, np.ndarray], where: str) -> Forest:
     leaf = left == np.arange(n)
     if np.any(np.isnan(threshold)) or not np.all(np.isfinite(leaf_value[leaf])) or np.any(leaf_value[leaf] < 0):
         raise ModelError(f"{where}: NaN split thresholds or leaf path lengths that are not finite and >= 0")
-    return Forest(
-        left=left,
-        right=right,
-        feature=a["feature"].astype(np.int32),
-        threshold=threshold,
-        leaf_value=leaf_value,
-        roots=roots,
-        max_depth=max_depth,
-        max_samples=max_samples,
-    )
+    try:
+        return Forest(
+            left=left,
+            right=right,
+            feature=a["feature"].astype(np.int32),
+            threshold=threshold,
+            leaf_value=leaf_value,
+            roots=roots,
+            max_depth=max_depth,
+            max_samples=max_samples,
+        )
+    except ValueError as exc:  # the compiled scorer's own checks, should the ones above miss something
+        raise ModelError(f"{where}: {exc}") from exc
 
 
 def _sklearn_version() -> str:
