@@ -18,6 +18,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
+# A C compiler for detector/core (Cython extensions), in this stage only: the runtime stage
+# copies the built venv and has no compiler.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
@@ -26,8 +32,9 @@ COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY detector/ detector/
 # setup.py ships models/default inside the package (detector/_default_model)
 COPY models/ models/
-# Wheels first, then an offline install of exactly those wheels: the venv gets no build
-# tooling, and pip compiles .pyc files now, since the runtime cannot write them.
+# Wheels first (ours compiles detector/core here), then an offline install of exactly those
+# wheels: the venv gets no build tooling, and pip compiles .pyc files now, since the runtime
+# cannot write them.
 RUN pip wheel --wheel-dir /wheels . \
  && pip install --no-index --find-links /wheels cloudtrail-detector \
  && rm -rf /wheels

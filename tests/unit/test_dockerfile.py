@@ -1,9 +1,9 @@
 """Static checks on the Dockerfile (no Docker daemon here), plus running its HEALTHCHECK command.
 
-Each test names one property the image must keep: multi-stage, non-root, read-only-root
-friendly, exec-form entrypoint matching the console script, a curl-free health check that
-really detects a stalled loop, state on a volume, and a build context that holds only what
-the image needs.
+Each test names one property the image must keep: multi-stage with a C compiler in the
+builder only, non-root, read-only-root friendly, exec-form entrypoint matching the console
+script, a curl-free health check that really detects a stalled loop, state on a volume, and a
+build context that holds only what the image needs.
 """
 
 from __future__ import annotations
@@ -111,6 +111,20 @@ def test_multi_stage_builder_then_slim_runtime(instructions: list[Instruction]) 
     builder = " ".join(i.args for i in stage_of(instructions, "builder") if i.keyword == "RUN")
     assert "python -m venv /opt/venv" in builder
     assert "pip wheel" in builder and "pip install" in builder
+
+
+COMPILERS = re.compile(r"\b(gcc|g\+\+|clang|cc|build-essential|libc6-dev|python3-dev)\b")
+
+
+def test_the_builder_installs_a_c_compiler_and_the_runtime_has_none(instructions: list[Instruction]) -> None:
+    """detector/core is compiled in the builder (python:3.11-slim has no gcc); the runtime only
+    copies the built venv, so it needs no compiler and must not carry one."""
+    builder = " ".join(i.args for i in stage_of(instructions, "builder") if i.keyword == "RUN")
+    install = re.search(r"apt-get install ([^&]*)", builder)
+    assert install and {"gcc", "libc6-dev"} <= set(install.group(1).split()), "builder installs no C compiler"
+    assert builder.index("apt-get install") < builder.index("pip wheel")
+    runtime = " ".join(i.args for i in final_stage(instructions) if i.keyword == "RUN")
+    assert "apt-get" not in runtime and not COMPILERS.search(runtime)
 
 
 def test_runtime_copies_only_the_venv_models_and_config(instructions: list[Instruction]) -> None:
