@@ -14,6 +14,7 @@ that ``detector.default_model`` finds with ``importlib.resources``, so an instal
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sysconfig
@@ -54,7 +55,7 @@ class BuildCompiledCore(build_ext):
     """``build_ext`` that turns a missing compiler or missing headers into one line, not a traceback."""
 
     def run(self) -> None:
-        cc = shlex.split(sysconfig.get_config_var("CC") or "cc")[0]
+        cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")[0]  # as distutils picks it
         headers = Path(sysconfig.get_paths()["include"], "Python.h")
         if shutil.which(cc) is None or not headers.is_file():
             raise SystemExit(NEEDS_COMPILER)
