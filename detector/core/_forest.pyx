@@ -42,55 +42,55 @@ cdef class CompiledForest:
         self.roots = NULL
         cdef int depth_cap = _bounded_int(max_depth, 0, 64, "max_depth")  # 0: every tree a single leaf
         cdef Py_ssize_t width = _bounded_int(n_features, 1, 2**31 - 1, "n_features")
-        cdef const int32_t[::1] l = _vector(left, np.int32, "left")
-        cdef const int32_t[::1] r = _vector(right, np.int32, "right")
-        cdef const int32_t[::1] f = _vector(feature, np.int32, "feature")
-        cdef const double[::1] t = _vector(threshold, np.float64, "threshold")
-        cdef const double[::1] v = _vector(leaf_value, np.float64, "leaf_value")
-        cdef const int32_t[::1] rt = _vector(roots, np.int32, "roots")
-        cdef Py_ssize_t n = l.shape[0]
-        if r.shape[0] != n or f.shape[0] != n or t.shape[0] != n or v.shape[0] != n:
+        cdef const int32_t[::1] lc = _vector(left, np.int32, "left")
+        cdef const int32_t[::1] rc = _vector(right, np.int32, "right")
+        cdef const int32_t[::1] feat = _vector(feature, np.int32, "feature")
+        cdef const double[::1] thr = _vector(threshold, np.float64, "threshold")
+        cdef const double[::1] val = _vector(leaf_value, np.float64, "leaf_value")
+        cdef const int32_t[::1] rts = _vector(roots, np.int32, "roots")
+        cdef Py_ssize_t n = lc.shape[0]
+        if rc.shape[0] != n or feat.shape[0] != n or thr.shape[0] != n or val.shape[0] != n:
             raise ValueError(
-                f"node arrays differ in length: left {n}, right {r.shape[0]}, feature {f.shape[0]}, "
-                f"threshold {t.shape[0]}, leaf_value {v.shape[0]}"
+                f"node arrays differ in length: left {n}, right {rc.shape[0]}, feature {feat.shape[0]}, "
+                f"threshold {thr.shape[0]}, leaf_value {val.shape[0]}"
             )
-        if n == 0 or rt.shape[0] == 0:
+        if n == 0 or rts.shape[0] == 0:
             raise ValueError("a forest needs at least one tree and one node")
         if n >= 2**31 - 1:
             raise ValueError(f"{n} nodes, more than an int32 index holds")
 
         self.nodes = <Node*> PyMem_Malloc(n * sizeof(Node))
-        self.roots = <int32_t*> PyMem_Malloc(rt.shape[0] * sizeof(int32_t))
+        self.roots = <int32_t*> PyMem_Malloc(rts.shape[0] * sizeof(int32_t))
         if self.nodes == NULL or self.roots == NULL:
             raise MemoryError()
         self.n_nodes = n
-        self.n_trees = rt.shape[0]
+        self.n_trees = rts.shape[0]
         self.n_features = width
         self.max_depth = depth_cap
 
         cdef Py_ssize_t i
         cdef int32_t a, b
         for i in range(n):
-            a, b = l[i], r[i]
+            a, b = lc[i], rc[i]
             if a == i and b == i:
-                if not isfinite(v[i]) or v[i] < 0:
-                    raise ValueError(f"leaf {i} has path length {v[i]}, not a finite number >= 0")
-                self.nodes[i] = Node(v[i], a, b, -1)
+                if not isfinite(val[i]) or val[i] < 0:
+                    raise ValueError(f"leaf {i} has path length {val[i]}, not a finite number >= 0")
+                self.nodes[i] = Node(val[i], a, b, -1)
                 continue
             if not (i < a < n and i < b < n):
                 raise ValueError(
                     f"node {i} has children ({a}, {b}): each must be numbered after it and below {n}, "
                     "or both equal to it at a leaf"
                 )
-            if not 0 <= f[i] < width:
-                raise ValueError(f"node {i} splits on feature {f[i]}, outside 0..{width - 1}")
-            if isnan(t[i]):
+            if not 0 <= feat[i] < width:
+                raise ValueError(f"node {i} splits on feature {feat[i]}, outside 0..{width - 1}")
+            if isnan(thr[i]):
                 raise ValueError(f"node {i} has a NaN threshold")
-            self.nodes[i] = Node(t[i], a, b, f[i])
+            self.nodes[i] = Node(thr[i], a, b, feat[i])
         for i in range(self.n_trees):
-            if not 0 <= rt[i] < n:
-                raise ValueError(f"root {i} is node {rt[i]}, outside 0..{n - 1}")
-            self.roots[i] = rt[i]
+            if not 0 <= rts[i] < n:
+                raise ValueError(f"root {i} is node {rts[i]}, outside 0..{n - 1}")
+            self.roots[i] = rts[i]
 
         # Children are numbered after their parents, so one pass from the last node back gives
         # every node's height; a tree deeper than max_depth contradicts the forest's own shape.
