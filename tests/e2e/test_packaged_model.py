@@ -43,6 +43,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = (base / "dist").glob("cloudtrail_detector-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"detector/_default_model/manifest.json", "detector/_default_model/forest.npz"} <= set(names)
+    # the compiled core is built into the wheel, with its stub; its sources stay out
+    assert any(n.startswith("detector/core/_forest.") and n.endswith(".so") for n in names)
+    assert "detector/core/_forest.pyi" in names and "detector/core/_forest.c" not in names
     target = base / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
