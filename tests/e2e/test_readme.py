@@ -55,11 +55,12 @@ def test_the_test_script_does_every_set_up_step_then_lint_types_tests() -> None:
         "npm install --prefix .ci/node",
         "python -m pip install -q -e '.[test]'",
         "python -m ruff check .",
+        "python -m cython_lint.cython_lint detector/core",
         "python -m mypy",
         'python -m pytest "$@"',
     ]
     positions = [text.index(step) for step in steps]
-    assert positions == sorted(positions), "set-up first, then ruff, mypy, pytest"
+    assert positions == sorted(positions), "set-up first, then ruff, cython-lint, mypy, pytest"
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
 
 
