@@ -71,7 +71,7 @@ def build(a: Attack) -> Out:
 SCENARIO = Scenario(
     name="secrets_harvest",
     summary="GetSecretValue on secret after secret (and SSM parameters with decryption) after ListSecrets",
-    detection="rule: sensitive_api_first_use (with something off); forest: new_api, events_10m, errors_10m",
+    detection="rule: sensitive_api_first_use (with something off); forest: secret_reads_10m, new_apis_10m, errors_10m",
     intensity=Intensity(5, 25, 200, "secrets read"),
     victims=((*WORKLOADS, *HUMANS), ()),
     build=build,
