@@ -4,7 +4,7 @@ One ``Baseline`` encodes to ``ENCODED_SIZE`` bytes (``Baseline.encode``), so a m
 principals fit in a few hundred MB and a Faust table row is one small value. It holds:
 
 * exponentially decayed counters over 1 min, 10 min and 1 h of event time (events,
-  GetObjects, bytes out, the log sizes of objects read, errors, first-time APIs, deletes);
+  GetObjects, bytes out, the log sizes of objects read, errors, first-time APIs, deletes, credential reads);
 * decayed *peaks* of those windows (half-life 14 days): "how busy is this principal at its
   busiest", so a nightly job's 3,000-object read is normal for it and not for a person. The
   current hour's maxima are candidates, folded into the peaks only when the hour is over,

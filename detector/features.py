@@ -9,7 +9,9 @@ Every feature is 0 for "as usual" and grows with how unusual the event is *for t
 principal*, in one direction only (a quiet hour is not an anomaly):
 
 * rates are log-ratios of the current window to the principal's own decayed peak, minus a
-  dead band (``DEAD_BAND``: half again its peak is still "as usual");
+  dead band (``DEAD_BAND``: half again its peak is still "as usual"); besides all calls, reads
+  and deletes, credential reads (``secret_reads_10m``) have a rate of their own, since a role
+  busy with other calls hides a harvest of secrets in its overall rate;
 * contexts (bucket, network, client, region) are *ages*: "activity in a network first seen
   under an hour ago" is 1 for as long as it goes on, fading to 0 once the context is a day old;
 * the hour of day is rare when the principal was active in it on few of its recent days;
