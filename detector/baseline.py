@@ -4,7 +4,7 @@ One ``Baseline`` encodes to ``ENCODED_SIZE`` bytes (``Baseline.encode``), so a m
 principals fit in a few hundred MB and a Faust table row is one small value. It holds:
 
 * exponentially decayed counters over 1 min, 10 min and 1 h of event time (events,
-  GetObjects, bytes out, the log sizes of objects read, errors, first-time APIs, deletes);
+  GetObjects, bytes out, the log sizes of objects read, errors, first-time APIs, deletes, credential reads);
 * decayed *peaks* of those windows (half-life 14 days): "how busy is this principal at its
   busiest", so a nightly job's 3,000-object read is normal for it and not for a person. The
   current hour's maxima are candidates, folded into the peaks only when the hour is over,
@@ -66,13 +66,19 @@ BLOOM_HASHES = 3
 _API, _BUCKET, _IP, _PREFIX, _CLIENT, _REGION = range(len(BLOOMS))
 
 # Window counters (float32), in this order.
-EVT1, EVT10, GET10, BYT10, GET60, BYT60, LSZ60, ERR10, NOV10, DEL10 = range(10)
-N_WIN = 10
+EVT1, EVT10, GET10, BYT10, GET60, BYT60, LSZ60, ERR10, NOV10, DEL10, SEC10 = range(11)
+N_WIN = 11
 # Peaks: which window each tracks (``Observation.peaks`` is in this order).
-PEAKS = ("evt1m", "evt10m", "get10m", "bytes10m", "get1h", "bytes1h", "del10m", "err10m")
-P_EVT1, P_EVT10, P_GET10, P_BYT10, P_GET60, P_BYT60, P_DEL10, P_ERR10 = range(len(PEAKS))
-_PEAK_WIN = (EVT1, EVT10, GET10, BYT10, GET60, BYT60, DEL10, ERR10)
-PEAK_FLOOR = (5.0, 20.0, 10.0, 1e7, 20.0, 2e7, 5.0, 5.0)  # per PEAKS: events, objects, bytes
+PEAKS = ("evt1m", "evt10m", "get10m", "bytes10m", "get1h", "bytes1h", "del10m", "err10m", "secrets10m")
+P_EVT1, P_EVT10, P_GET10, P_BYT10, P_GET60, P_BYT60, P_DEL10, P_ERR10, P_SEC10 = range(len(PEAKS))
+_PEAK_WIN = (EVT1, EVT10, GET10, BYT10, GET60, BYT60, DEL10, ERR10, SEC10)
+PEAK_FLOOR = (5.0, 20.0, 10.0, 1e7, 20.0, 2e7, 5.0, 5.0, 5.0)  # per PEAKS: events, objects, bytes
+# Reads of stored credentials (a secret's value, a parameter, an instance's password): a
+# principal's own rate of these is as much a habit as its rate of GetObjects, and an event mix
+# dominated by other calls hides a harvest of them in its overall rate.
+CREDENTIAL_READS = frozenset(
+    ("GetSecretValue", "BatchGetSecretValue", "GetParameter", "GetParameters", "GetParametersByPath", "GetPasswordData")
+)
 N_PEAKS = len(PEAKS)
 
 # Context slots: (hash, first seen) pairs. Buckets also keep their own read counters.
@@ -96,7 +102,7 @@ CLASS_VOTES = 50  # events voted on before an undecided class settles
 # memory is exactly what ``encode`` writes and a checkpoint/restore mid-stream changes nothing.
 # Bumped whenever the encoded layout changes: checkpoints refuse another format and the Faust
 # table's name carries it, so a new version starts a fresh changelog instead of misreading one.
-STATE_FORMAT = 4
+STATE_FORMAT = 5
 # last_time, first_seen, total, cand_since, net_since, last_day, over_at, class, votes (human, sdk), over_n
 _HEAD = struct.Struct("<dIIIIIIBxHHH")
 _BLOOM_BYTES = tuple(bits // 8 for _, bits in BLOOMS)
@@ -237,6 +243,7 @@ class Observation:
     err10m: float
     nov10m: float
     del10m: float
+    secrets10m: float  # credential reads (CREDENTIAL_READS) in ~10 min
     peaks: tuple[float, ...]  # before the event, in PEAKS order
     size_mu: float  # typical natural-log size of the objects it reads (0: unknown)
     size_sd: float  # hour-to-hour spread of the mean log size (0: too few hours yet)
@@ -518,6 +525,7 @@ class Baseline:
         fl[ERR10] = fl[ERR10] * d10 + (1.0 if ev.error_code else 0.0)
         fl[NOV10] = fl[NOV10] * d10 + (0.0 if api_known else 1.0)
         fl[DEL10] = fl[DEL10] * d10 + (1.0 if ev.is_delete else 0.0)
+        fl[SEC10] = fl[SEC10] * d10 + (1.0 if ev.name in CREDENTIAL_READS else 0.0)
         c = N_WIN + N_PEAKS  # candidates, unrolled in PEAKS order
         if fl[EVT1] > fl[c]:
             fl[c] = fl[EVT1]
@@ -535,6 +543,8 @@ class Baseline:
             fl[c + 6] = fl[DEL10]
         if fl[ERR10] > fl[c + 7]:
             fl[c + 7] = fl[ERR10]
+        if fl[SEC10] > fl[c + 8]:
+            fl[c + 8] = fl[SEC10]
         if get and bytes_out >= 1.0:
             s = N_WIN + 2 * N_PEAKS
             fl[s + _C_LSZ] += lsz
@@ -566,6 +576,7 @@ class Baseline:
             fl[ERR10],
             fl[NOV10],
             fl[DEL10],
+            fl[SEC10],
             peaks_before,
             size_mu,
             size_sd,

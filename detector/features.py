@@ -9,7 +9,9 @@ Every feature is 0 for "as usual" and grows with how unusual the event is *for t
 principal*, in one direction only (a quiet hour is not an anomaly):
 
 * rates are log-ratios of the current window to the principal's own decayed peak, minus a
-  dead band (``DEAD_BAND``: half again its peak is still "as usual");
+  dead band (``DEAD_BAND``: half again its peak is still "as usual"); besides all calls, reads
+  and deletes, credential reads (``secret_reads_10m``) have a rate of their own, since a role
+  busy with other calls hides a harvest of secrets in its overall rate;
 * contexts (bucket, network, client, region) are *ages*: "activity in a network first seen
   under an hour ago" is 1 for as long as it goes on, fading to 0 once the context is a day old;
 * the hour of day is rare when the principal was active in it on few of its recent days;
@@ -39,13 +41,14 @@ from detector.baseline import (
     P_EVT10,
     P_GET10,
     P_GET60,
+    P_SEC10,
     Observation,
     youth,
 )
 from detector.event import Event
 from detector.textsafe import human_bytes
 
-FEATURE_VERSION = 4
+FEATURE_VERSION = 5
 DEAD_BAND = math.log(1.5)  # up to 1.5x its own peak is still "as usual"
 SIZE_DEAD_BAND = 2.0  # an hour's mean object size within 2 of its own hour-to-hour deviations is usual
 MIN_SIZE_SD = 0.25  # ...and a principal always reading alike objects still varies this much
@@ -56,7 +59,7 @@ _DAY = 86400.0
 @dataclass(frozen=True)
 class Feature:
     name: str
-    group: str  # subspace: volume | context | errors | time
+    group: str  # subspace: volume | context | calls (errors, credential reads) | time
     unit: str
     meaning: str
     span: float = 1.0  # the largest value that still means something (model.py's range anchors)
@@ -87,14 +90,21 @@ FEATURES: tuple[Feature, ...] = (
     Feature("new_region", "context", "0..1", "AWS region it first used under an hour ago (fades over a day)"),
     Feature("new_api", "context", "0/1", "an API (service:eventName) it never called before"),
     Feature("new_apis_10m", "context", "log1p count", "first-time APIs it called in ~10 min", 4.6),
-    Feature("errors_10m", "errors", "log-ratio", "failed calls in ~10 min above 1.5x its own peak (at least 5)", 8.0),
-    Feature("failed", "errors", "0/1", "the call failed (errorCode present, e.g. AccessDenied)"),
+    Feature("errors_10m", "calls", "log-ratio", "failed calls in ~10 min above 1.5x its own peak (at least 5)", 8.0),
+    Feature("failed", "calls", "0/1", "the call failed (errorCode present, e.g. AccessDenied)"),
     Feature("hour_rarity", "time", "0..1", "1 - share of its recent active days on which it was active in this hour"),
     Feature(
         "rare_hour_reads",
         "time",
         "rarity x log-ratio",
         "GetObjects in ~1 h above 1.5x the 30/h floor, times hour_rarity (reads in an hour it rarely works)",
+        8.0,
+    ),
+    Feature(
+        "secret_reads_10m",
+        "calls",
+        "log-ratio",
+        "credential reads (secrets, parameters) in ~10 min above 1.5x its own peak (at least 5)",
         8.0,
     ),
 )
@@ -113,7 +123,7 @@ for _i, _f in enumerate(FEATURES):
 FLOOR_EVT1, FLOOR_EVT10 = 30.0, 100.0
 FLOOR_GET10, FLOOR_GET60 = 15.0, 30.0
 FLOOR_BYT60 = 50e6
-FLOOR_DEL10, FLOOR_ERR10 = 10.0, 5.0
+FLOOR_DEL10, FLOOR_ERR10, FLOOR_SEC10 = 10.0, 5.0, 5.0
 NEW_BUCKET_READS = 20.0  # GetObjects within the hour at which a young bucket counts as fully new
 SPREAD_SETTLED = 13  # active in at most this many hours of the day: its hours are a habit...
 SPREAD_ANY = 21  # ...in this many or more: no hour is rare for it (linear between)
@@ -186,6 +196,7 @@ def row(ev: Event, obs: Observation, ref: tuple[float, ...]) -> list[float]:
         1.0 if ev.error_code else 0.0,
         rare,
         rare * _lr(obs.get1h, 0.0, FLOOR_GET60) if rare > 0.0 else 0.0,
+        _lr(obs.secrets10m, ref[P_SEC10], FLOOR_SEC10),
     ]
 
 
@@ -224,6 +235,7 @@ def baseline_value(name: str, obs: Observation, ref: tuple[float, ...]) -> str:
         "failed": f"peak {p[P_ERR10]:.0f} errors/10 min",
         "hour_rarity": hours,
         "rare_hour_reads": f"{hours}; {FLOOR_GET60:.0f} GetObjects/h is never unusual",
+        "secret_reads_10m": f"peak {p[P_SEC10]:.0f} credential reads/10 min{peer}",
     }
     return refs[name]
 
@@ -250,6 +262,7 @@ def current_value(name: str, ev: Event, obs: Observation) -> str:
         "failed": ev.error_code or "ok",
         "hour_rarity": hour,
         "rare_hour_reads": f"{obs.get1h:.0f} GetObjects/h at {hour}",
+        "secret_reads_10m": f"{obs.secrets10m:.0f} credential reads/10 min",
     }
     return values[name]
 
@@ -276,6 +289,7 @@ def phrase(name: str, ev: Event, obs: Observation) -> str:
         "hour_rarity": f"was active at {int(ev.time // 3600) % 24:02d}:00 UTC, an hour it is rarely active in",
         "rare_hour_reads": f"read {obs.get1h:.0f} objects within the hour at {int(ev.time // 3600) % 24:02d}:00 UTC, "
         "an hour it is rarely active in",
+        "secret_reads_10m": f"read {obs.secrets10m:.0f} stored credentials (secrets, parameters) in ~10 min",
     }
     return words[name]
 

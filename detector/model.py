@@ -250,7 +250,7 @@ class GroupModel:
     """One peer group's forests and calibration.
 
     A row is scored by every member forest: the forest over all features finds unusual
-    combinations, each subspace forest (volume, context, time) finds a row far out on a few features
+    combinations, each subspace forest (volume, context, calls, time) finds a row far out on a few features
     of one kind, which an isolation forest over every feature dilutes. Each member's raw score
     becomes a rarity against the group's own eligible rows; the row's score is the largest,
     calibrated again, as the share of those rows it beats: **0.9995 means higher than 99.95%
@@ -645,8 +645,9 @@ def fit_forest(
 
 
 # The subspaces that get a forest of their own (besides the one over all features): how much,
-# where from, and when (an hour it rarely works, and what it reads in it).
-MEMBER_SUBSPACES = ("volume", "context", "time")
+# where from, what it calls and how that fares (errors, credential reads), and when (an hour it
+# rarely works, and what it reads in it).
+MEMBER_SUBSPACES = ("volume", "context", "calls", "time")
 
 
 def fit_group(

@@ -28,7 +28,7 @@ HOUR = 3600.0
 
 
 def test_encoded_size_is_fixed_and_compact() -> None:
-    assert ENCODED_SIZE <= 456
+    assert ENCODED_SIZE <= 468
     b = Baseline()
     assert len(b.encode()) == ENCODED_SIZE
     for i in range(500):
@@ -334,3 +334,27 @@ def test_a_forged_byte_count_cannot_poison_the_peaks_for_good() -> None:
     # and it decays: two months later a 10 GB read stands out against the peak again
     later = b.observe(get_object("team-data", "k/z", T0 + 66 * DAY, nbytes=10 * 2**30))
     assert later.bytes1h > 5 * later.peaks[j]
+
+
+def test_a_harvest_of_credentials_stands_out_against_its_own_rate_of_them_not_its_overall_rate() -> None:
+    from detector.features import FEATURE_INDEX, row
+
+    j = FEATURE_INDEX["secret_reads_10m"]
+    b = Baseline()
+    role = assumed_role("orders-api", "orders-api")
+    sm = "secretsmanager.amazonaws.com"
+    t = T0
+    for _ in range(3 * 24 * 6):  # three days of 10-minute slices: 40 calls, 3 of them a secret read
+        for i in range(40):
+            name, source = ("GetSecretValue", sm) if i % 13 == 0 else ("PutItem", "dynamodb.amazonaws.com")
+            obs = b.observe(event(name=name, source=source, t=t + i * 15, identity=role))
+        t += 600
+    assert obs.mature and obs.peaks[baseline_module.P_SEC10] >= 3.0
+    usual = row(event(name="GetSecretValue", source=sm, t=t, identity=role), obs, obs.peaks)
+    assert usual[j] == 0.0
+    for i in range(30):  # 30 secrets in under 4 minutes, among its usual calls
+        obs = b.observe(event(name="GetSecretValue", source=sm, t=t + i * 7, identity=role))
+        obs = b.observe(event(name="PutItem", source="dynamodb.amazonaws.com", t=t + i * 7 + 3, identity=role))
+    x = row(event(name="GetSecretValue", source=sm, t=t + 210, identity=role), obs, obs.peaks)
+    assert x[j] > 1.0
+    assert x[FEATURE_INDEX["events_10m"]] == 0.0  # its overall rate hides it

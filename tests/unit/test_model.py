@@ -67,7 +67,7 @@ def test_each_peer_group_is_scored_and_calibrated_on_its_own_rows(trained) -> No
     assert set(art.groups) == {"human", "automation", "all"}
     assert art.group("human").name == "human" and art.group("aws-service").name == "automation"
     h = art.groups["human"]
-    assert h.rows == 1500 and [m.name for m in h.members] == ["all", "volume", "context", "time"]
+    assert h.rows == 1500 and [m.name for m in h.members] == ["all", "volume", "context", "calls", "time"]
     idx = np.array([art.group_index()["human"]] * 10)
     assert np.array_equal(art.score(x[:10], idx), h.score(x[:10]))
     # scores are calibrated shares of the group's own rows: about 1 in 100 is above 0.99. Rows
@@ -112,7 +112,7 @@ def test_save_load_round_trip_is_identical(trained, tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
     assert set(manifest["files"]) == {FOREST}
     assert {"scikit-learn", "numpy"} <= set(manifest["libraries"])
-    assert set(manifest["groups"]["human"]["members"]) == {"all", "volume", "context", "time"}
+    assert set(manifest["groups"]["human"]["members"]) == {"all", "volume", "context", "calls", "time"}
 
 
 def test_tampered_arrays_are_refused(trained, tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 with decryption), far more than the caller ever reads, some denied.
 
 A class no issue names (a generalisation check). Exercises ``sensitive_api_first_use`` for a
-first credential read with something else off, and the forest's ``new_api``, ``new_apis_10m``,
-``errors_10m``, ``events_10m``. Quiet: the caller's own network and tool. Intensity: secrets read.
+first credential read with something else off, and the forest's ``secret_reads_10m`` (the
+caller's own rate of credential reads: a busy role's overall rate hides the harvest),
+``new_apis_10m`` and ``errors_10m``. Quiet: the caller's own network and tool. Intensity: secrets read.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def build(a: Attack) -> Out:
 SCENARIO = Scenario(
     name="secrets_harvest",
     summary="GetSecretValue on secret after secret (and SSM parameters with decryption) after ListSecrets",
-    detection="rule: sensitive_api_first_use (with something off); forest: new_api, events_10m, errors_10m",
+    detection="rule: sensitive_api_first_use (with something off); forest: secret_reads_10m, new_apis_10m, errors_10m",
     intensity=Intensity(5, 25, 200, "secrets read"),
     victims=((*WORKLOADS, *HUMANS), ()),
     build=build,
