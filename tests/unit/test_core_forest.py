@@ -62,7 +62,7 @@ def test_scores_equal_scikit_learn_to_1e_12(kind: str, max_samples: int, max_fea
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-@pytest.mark.parametrize("subspace", ["volume", "time", "errors"])
+@pytest.mark.parametrize("subspace", ["volume", "time", "calls"])
 def test_a_subspace_forest_scores_whole_rows_as_scikit_learn_scores_its_columns(subspace: str) -> None:
     rng = np.random.default_rng(7)
     x = _data("ties", rng, 2000)
