@@ -9,7 +9,8 @@ what no stage names). The "measured as" column says which functions each row is.
 cProfile charges a fixed cost per Python call, so it inflates call-heavy Python stages more
 than compiled ones (``detector.core`` is one call per batch to it). The estimate column
 scales each stage's share of profiled time to the plain run's µs/event: read it as a
-guide, not a measurement. The profiled run starts with the module memo caches (event
+guide, not a measurement (py-spy, which samples, puts the compiled forest nearer its
+profiled figure than its estimate). The profiled run starts with the module memo caches (event
 times, principals, hashes) warm from the plain run, as a long-running ``detector run`` has them.
 
 Usage: python bench/profile.py [--events 100000] [--dir /tmp/bench-profile-archive]
@@ -171,7 +172,12 @@ def main() -> None:
     table.add_row("total", f"{total_s / events * 1e6:.2f}", "100.0%", f"{plain_us:.2f}")
     console = Console(highlight=False)
     console.print(table)
-    console.print("measured as (cProfile cumulative times; est.: share x the plain run's total):", style="dim")
+    console.print(
+        "est.: share x the plain run's total; it understates stages of few calls (forest scoring: its profiled "
+        "figure is nearer the truth) and overstates call-heavy ones. Measured as (cProfile cumulative times):",
+        style="dim",
+        soft_wrap=True,
+    )
     for name, _, how in [*rows, ("total", 0.0, "run_replay")]:
         console.print(f"  {name}: {how}", style="dim", soft_wrap=True)
     console.print(
