@@ -37,6 +37,20 @@ GOAL_RATIO = 0.30
 GOAL_EPS = 50_000
 
 
+def ensure_archive(out: Path, events: int, per_file: int = 5000) -> None:
+    """An archive of ``events`` events in ``out``: reused when its marker says it has that many
+    (bench/profile.py shares it), else written afresh."""
+    marker = out / f".events-{events}"
+    if marker.exists():
+        return
+    t = time.perf_counter()
+    for old in [*out.glob("*.json.gz"), *out.glob(".events-*")]:  # another size's marker would lie later
+        old.unlink()
+    write_archive(out, events, per_file)
+    marker.touch()
+    print(f"wrote {events:,} events in {time.perf_counter() - t:.1f} s to {out}")
+
+
 def write_archive(out: Path, events: int, per_file: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     batch: list[dict] = []
@@ -67,14 +81,7 @@ def main() -> None:
     tune_gc()  # what `detector replay` does
 
     out = Path(args.dir)
-    marker = out / f".events-{args.events}"
-    if not marker.exists():
-        t = time.perf_counter()
-        for old in out.glob("*.json.gz"):
-            old.unlink()
-        write_archive(out, args.events, args.per_file)
-        marker.touch()
-        print(f"wrote {args.events:,} events in {time.perf_counter() - t:.1f} s to {out}")
+    ensure_archive(out, args.events, args.per_file)
     files = list_files(out)
     blobs = [f.read_bytes() for f in files]  # read once: measure CPU, not the page cache
     size = sum(len(b) for b in blobs)
