@@ -321,7 +321,10 @@ def worker_config(scenario: Scenario, tmp_path: Path, topic: str, group: str, **
     return path
 
 
-def wait_until(what: str, done: Callable[[], bool], procs: list[WorkerProcess], timeout_s: float = 60.0) -> None:
+def wait_until(what: str, done: Callable[[], bool], procs: list[WorkerProcess], timeout_s: float = 180.0) -> None:
+    """Poll until ``done``; fail at once if a worker died. ``timeout_s`` is a hang guard, not a
+    speed claim: the crash case's second half once took over 60 s on 2 cores that were also
+    running an evaluation (alone it passed 6 of 6 runs)."""
     deadline = time.monotonic() + timeout_s
     while not done():
         for w in procs:
