@@ -42,6 +42,7 @@ from typing import Any
 
 from detector.event import Event, is_aws_source
 from detector.memo import remember
+from detector.principal import session_kind
 
 PEAK_HALF_LIFE = 14 * 86400.0
 PEAK_COMMIT_S = 3600.0  # candidates older than this become part of the peaks
@@ -274,20 +275,14 @@ _INF = math.inf
 _ZERO_CAND = bytes(4 * N_PEAKS)
 
 
-def session_shape(session: str) -> str:
-    """What kind of name a role session carries: ``person`` (an e-mail, first.last), ``instance``,
-    ``hex``, ``digits`` or ``name``. A person-like name on a role that automation uses is a new client."""
-    from detector.principal import session_kind
-
-    return session_kind(session)
-
-
 def session_client(session: str) -> str:
-    """The client a role session's name counts as (``session:<shape>``), memoised per session: the
+    """The client a role session's name counts as: ``session:`` and the kind of name it is
+    (``principal.session_kind``: ``person``, ``instance``, ``hex``, ``digits`` or ``name``), so a
+    person-like name on a role that automation uses is a new client. Memoised per session: the
     Bloom mask and slot hash caches then get the same string, not a new one built and hashed per event."""
     client = _session_clients.get(session)
     if client is None:
-        client = "session:" + session_shape(session)
+        client = "session:" + session_kind(session)
         remember(_session_clients, session, client, _CACHE_MAX)
     return client
 

@@ -13,7 +13,7 @@ identity provider sets it:
 * any other role is ONE principal, whatever session names appear: 100,000 invented names
   are 100,000 events of one baseline, not 100,000 empty baselines. A person-like name on a
   role that automation uses is itself a signal: the baseline records the shape of session
-  names as part of the client (``baseline.session_shape``), so a new shape reads as a new
+  names as part of the client (``baseline.session_client``), so a new shape reads as a new
   client.
 
 The caller class (``human``, ``automation``, ``aws-service``, ``anonymous``) picks default
