@@ -37,17 +37,16 @@ import pstats  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.replay import ensure_archive  # noqa: E402
+from bench.replay import ensure_archive, replay_once  # noqa: E402
 from detector import features, policy, typed  # noqa: E402
 from detector.alert import Alert  # noqa: E402
 from detector.baseline import Baseline  # noqa: E402
 from detector.cli import tune_gc  # noqa: E402
-from detector.ingest import Ingest  # noqa: E402
 from detector.model import Forest, ModelArtifact  # noqa: E402
 from detector.ordering import Reorder, SeenIds  # noqa: E402
 from detector.pipeline import Detector  # noqa: E402
-from detector.replay import Summary, run_replay  # noqa: E402
-from detector.settings import Settings, load  # noqa: E402
+from detector.replay import run_replay  # noqa: E402
+from detector.settings import load  # noqa: E402
 from detector.sources.file import list_files  # noqa: E402
 
 Key = tuple[str, int, str]  # pstats' (file, first line, name)
@@ -58,19 +57,6 @@ def key(fn: Any) -> Key:
     """pstats' key of a Python function; AttributeError here means the code it names has moved."""
     code = fn.__code__
     return code.co_filename, code.co_firstlineno, code.co_name
-
-
-def replay_once(blobs: list[bytes], files: list[Path], settings: Settings, model: ModelArtifact) -> Summary:
-    """The whole live path once, from fresh state: decode ... alerts, each alert serialised."""
-    detector = Detector(settings, model, store={})
-
-    def serialise(alerts: list[Alert]) -> None:
-        for a in alerts:
-            a.to_json()
-
-    inputs = ((b, str(f), "file") for b, f in zip(blobs, files, strict=True))
-    p = settings.pipeline
-    return run_replay(inputs, detector, Ingest(), p.allowed_lateness_s, p.batch_size, on_alerts=serialise)
 
 
 def stages(st: pstats.Stats, events: int) -> tuple[float, list[tuple[str, float, str]]]:
@@ -149,10 +135,10 @@ def main() -> None:
     model = ModelArtifact.load(Path(args.model))
 
     t = time.perf_counter()
-    plain = replay_once(blobs, files, settings, model)
+    plain = replay_once(blobs, files, settings, model)[0]
     plain_s = time.perf_counter() - t
     profiler = cProfile.Profile()
-    profiled = profiler.runcall(replay_once, blobs, files, settings, model)
+    profiled = profiler.runcall(replay_once, blobs, files, settings, model)[0]
     st = pstats.Stats(profiler)
     if args.pstats:
         st.dump_stats(args.pstats)

@@ -23,13 +23,14 @@ from pathlib import Path
 import orjson
 
 from detector import typed
+from detector.alert import Alert
 from detector.cli import tune_gc
 from detector.decode import decode
 from detector.ingest import Ingest
 from detector.model import ModelArtifact
 from detector.pipeline import Detector
-from detector.replay import replay_parallel, run_replay
-from detector.settings import load
+from detector.replay import Summary, replay_parallel, run_replay
+from detector.settings import Settings, load
 from detector.simulate import iter_bulk
 from detector.sources.file import list_files
 
@@ -49,6 +50,26 @@ def ensure_archive(out: Path, events: int, per_file: int = 5000) -> None:
     write_archive(out, events, per_file)
     marker.touch()
     print(f"wrote {events:,} events in {time.perf_counter() - t:.1f} s to {out}")
+
+
+def replay_once(
+    blobs: list[bytes], files: list[Path], settings: Settings, model: ModelArtifact
+) -> tuple[Summary, Detector, int]:
+    """The whole live path once, from fresh state: decode ... alerts, each alert serialised.
+    Returns the replay's summary, the detector (its store) and the alerts raised."""
+    detector = Detector(settings, model, store={})
+    alerts = 0
+
+    def count(batch: list[Alert]) -> None:
+        nonlocal alerts
+        for a in batch:
+            a.to_json()
+        alerts += len(batch)
+
+    inputs = ((b, str(f), "file") for b, f in zip(blobs, files, strict=True))
+    p = settings.pipeline
+    summary = run_replay(inputs, detector, Ingest(), p.allowed_lateness_s, p.batch_size, on_alerts=count)
+    return summary, detector, alerts
 
 
 def write_archive(out: Path, events: int, per_file: int) -> None:
@@ -100,20 +121,8 @@ def main() -> None:
 
     settings = load(None, env={})
     model = ModelArtifact.load(Path(args.model))
-    detector = Detector(settings, model, store={})
-    alerts = 0
-
-    def count(batch: list) -> None:
-        nonlocal alerts
-        for a in batch:
-            a.to_json()
-        alerts += len(batch)
-
-    inputs = ((b, str(f), "file") for b, f in zip(blobs, files, strict=True))
     t = time.perf_counter()
-    summary = run_replay(
-        inputs, detector, Ingest(), settings.pipeline.allowed_lateness_s, settings.pipeline.batch_size, on_alerts=count
-    )
+    summary, detector, alerts = replay_once(blobs, files, settings, model)
     replay_s = time.perf_counter() - t
     assert summary.events == floor_events == decoded, (summary.events, floor_events, decoded)
 
